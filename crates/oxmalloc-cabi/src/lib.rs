@@ -1,0 +1,225 @@
+//! liboxmalloc: glibc's malloc API (and its `__libc_*` aliases) exported from the oxmalloc
+//! engine, for LD_PRELOAD or -loxmalloc. Each export is a thin wrapper over `oxmalloc_core::api`.
+#![allow(clippy::missing_safety_doc)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use core::ffi::{c_int, c_void};
+use oxmalloc_core::{api, hooks, stats};
+
+/// Rust code inside this library (there is almost none) allocates from the engine too, so
+/// nothing here ever re-enters the exported `malloc` through `std::alloc::System`.
+#[global_allocator]
+static ENGINE: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
+
+// Every wrapper is `extern "C"`; the crate is built with panic = "abort", so no unwinding
+// crosses the boundary.
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc(n: usize) -> *mut c_void {
+    // SAFETY: any size is accepted.
+    unsafe { api::malloc(n) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: the C contract: p is null or a live block from this allocator.
+    unsafe { api::free(p as *mut u8) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cfree(p: *mut c_void) {
+    // SAFETY: as free.
+    unsafe { api::free(p as *mut u8) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: usize, m: usize) -> *mut c_void {
+    // SAFETY: overflow is checked inside.
+    unsafe { api::calloc(n, m) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, n: usize) -> *mut c_void {
+    // SAFETY: the C contract for p.
+    unsafe { api::realloc(p as *mut u8, n) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, m: usize) -> *mut c_void {
+    // SAFETY: the C contract for p.
+    unsafe { api::reallocarray(p as *mut u8, n, m) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, n: usize) -> c_int {
+    if out.is_null() {
+        return libc::EINVAL;
+    }
+    // SAFETY: out is a valid pointer per the C contract.
+    unsafe { api::posix_memalign(out as *mut *mut u8, align, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: usize, n: usize) -> *mut c_void {
+    // SAFETY: validated inside.
+    unsafe { api::aligned_alloc(align, n) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: usize, n: usize) -> *mut c_void {
+    // SAFETY: validated inside.
+    unsafe { api::memalign(align, n) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn valloc(n: usize) -> *mut c_void {
+    // SAFETY: validated inside.
+    unsafe { api::valloc(n) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(n: usize) -> *mut c_void {
+    // SAFETY: validated inside.
+    unsafe { api::pvalloc(n) as *mut c_void }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: p is null or a live block.
+    unsafe { api::usable_size(p as *mut u8) }
+}
+
+#[no_mangle]
+pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
+    api::mallopt(param, value)
+}
+
+#[no_mangle]
+pub extern "C" fn malloc_trim(pad: usize) -> c_int {
+    api::trim(pad)
+}
+
+#[no_mangle]
+pub extern "C" fn mallinfo2() -> stats::MallInfo2 {
+    stats::mallinfo2()
+}
+
+/// glibc's old `struct mallinfo` with int fields (values wrap as glibc's do).
+#[repr(C)]
+pub struct MallInfo {
+    pub arena: c_int,
+    pub ordblks: c_int,
+    pub smblks: c_int,
+    pub hblks: c_int,
+    pub hblkhd: c_int,
+    pub usmblks: c_int,
+    pub fsmblks: c_int,
+    pub uordblks: c_int,
+    pub fordblks: c_int,
+    pub keepcost: c_int,
+}
+
+#[no_mangle]
+pub extern "C" fn mallinfo() -> MallInfo {
+    let m = stats::mallinfo2();
+    MallInfo {
+        arena: m.arena as c_int,
+        ordblks: m.ordblks as c_int,
+        smblks: m.smblks as c_int,
+        hblks: m.hblks as c_int,
+        hblkhd: m.hblkhd as c_int,
+        usmblks: m.usmblks as c_int,
+        fsmblks: m.fsmblks as c_int,
+        uordblks: m.uordblks as c_int,
+        fordblks: m.fordblks as c_int,
+        keepcost: m.keepcost as c_int,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn malloc_stats() {
+    stats::malloc_stats()
+}
+
+/// malloc_info(options, stream): options must be 0 (glibc returns EINVAL otherwise).
+#[no_mangle]
+pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
+    if options != 0 {
+        oxmalloc_core::os::set_errno(libc::EINVAL);
+        return -1;
+    }
+    if fp.is_null() {
+        oxmalloc_core::os::set_errno(libc::EINVAL);
+        return -1;
+    }
+    stats::malloc_info(&mut |b: &[u8]| {
+        // SAFETY: fp is the caller's open stream; stdio may call malloc (no lock is held).
+        unsafe { libc::fwrite(b.as_ptr() as *const c_void, 1, b.len(), fp) };
+    });
+    0
+}
+
+// glibc's internal names, which some programs and libraries call directly.
+
+#[no_mangle]
+pub unsafe extern "C" fn __libc_malloc(n: usize) -> *mut c_void {
+    // SAFETY: as malloc.
+    unsafe { malloc(n) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
+    // SAFETY: as free.
+    unsafe { free(p) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __libc_calloc(n: usize, m: usize) -> *mut c_void {
+    // SAFETY: as calloc.
+    unsafe { calloc(n, m) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, n: usize) -> *mut c_void {
+    // SAFETY: as realloc.
+    unsafe { realloc(p, n) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __libc_memalign(align: usize, n: usize) -> *mut c_void {
+    // SAFETY: as memalign.
+    unsafe { memalign(align, n) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __libc_valloc(n: usize) -> *mut c_void {
+    // SAFETY: as valloc.
+    unsafe { valloc(n) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __libc_pvalloc(n: usize) -> *mut c_void {
+    // SAFETY: as pvalloc.
+    unsafe { pvalloc(n) }
+}
+
+/// The tracking-hook entry point for native tools: installs `on_alloc`/`on_free` callbacks
+/// (both non-null) or removes them (either null). Off, hooks cost one branch per call.
+#[no_mangle]
+pub unsafe extern "C" fn oxmalloc_set_hooks(
+    on_alloc: Option<unsafe extern "C" fn(*mut u8, usize)>,
+    on_free: Option<unsafe extern "C" fn(*mut u8)>,
+) -> c_int {
+    static SLOT: oxmalloc_core::global::Global<Option<hooks::Hooks>> =
+        oxmalloc_core::global::Global::new(None);
+    match (on_alloc, on_free) {
+        (Some(a), Some(f)) => {
+            hooks::install(None);
+            // SAFETY: the slot is written only here, after readers were switched off; a
+            // racing reader may still see the previous hooks, which stay valid functions.
+            unsafe {
+                *SLOT.get() = Some(hooks::Hooks { on_alloc: a, on_free: f });
+                hooks::install((*SLOT.get()).as_ref());
+            }
+            1
+        }
+        _ => {
+            hooks::install(None);
+            0
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! Integration tests for the `oxmalloc` command.
+//!
+//! Most tests point `--lib` (or `OXMALLOC_LIB`) at a dummy file: ld.so then
+//! prints "cannot be preloaded ... ignored" on stderr and runs the command
+//! with glibc's malloc, which is enough to check argument handling, the
+//! environment the command gets, and exit-status propagation. The tests at the
+//! end use the real target/release/liboxmalloc.so and are skipped (with a
+//! note) when it has not been built.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXE: &str = env!("CARGO_BIN_EXE_oxmalloc");
+
+/// A fresh scratch directory for one test, outside the workspace (so the
+/// command never decides to build the library on demand).
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "oxmalloc-cli-test-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An empty file standing in for the library.
+fn dummy_lib(name: &str) -> PathBuf {
+    let lib = scratch(name).join("liboxmalloc.so");
+    std::fs::write(&lib, b"").unwrap();
+    lib
+}
+
+/// `oxmalloc ARGS...` with a clean environment as far as oxmalloc cares.
+fn oxmalloc<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = Command::new(EXE);
+    c.args(args)
+        .env_remove("OXMALLOC_LIB")
+        .env_remove("OXMALLOC_STATS_AT_EXIT")
+        .env_remove("LD_PRELOAD");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("cannot run the oxmalloc executable")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Usage errors: exit 2, exactly one "oxmalloc: ..." line on stderr, nothing
+/// on stdout.
+fn assert_usage_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(o.stdout.is_empty(), "stdout: {}", stdout(o));
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("oxmalloc:")).collect();
+    assert_eq!(lines.len(), 1, "want one oxmalloc: line, stderr: {err}");
+    assert!(
+        lines[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        lines[0]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --help, --version, argument errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn version() {
+    let o = run(&mut oxmalloc(["--version"]));
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("oxmalloc {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn help() {
+    for args in [&["--help"][..], &["-h"], &["run", "--help"]] {
+        let o = run(&mut oxmalloc(args));
+        assert!(o.status.success(), "{args:?}");
+        let out = stdout(&o);
+        assert!(out.contains("oxmalloc run [--stats] [--lib PATH] -- CMD"), "{out}");
+        assert!(out.contains("OXMALLOC_LIB"), "{out}");
+    }
+}
+
+#[test]
+fn no_arguments() {
+    let o = run(&mut oxmalloc::<_, &str>([]));
+    assert_usage_error(&o, "no subcommand");
+}
+
+#[test]
+fn unknown_subcommand() {
+    let o = run(&mut oxmalloc(["frobnicate"]));
+    assert_usage_error(&o, "frobnicate");
+    let o = run(&mut oxmalloc(["--frobnicate"]));
+    assert_usage_error(&o, "--frobnicate");
+}
+
+#[test]
+fn run_without_command() {
+    let lib = dummy_lib("nocmd");
+    let o = run(&mut oxmalloc(["run"]));
+    assert_usage_error(&o, "no command");
+    let o = run(&mut oxmalloc(["run", "--"]));
+    assert_usage_error(&o, "no command");
+    let o = run(oxmalloc(["run", "--stats", "--lib"]).arg(&lib).arg("--"));
+    assert_usage_error(&o, "no command");
+}
+
+#[test]
+fn lib_option_needs_a_value() {
+    let o = run(&mut oxmalloc(["run", "--lib"]));
+    assert_usage_error(&o, "--lib");
+    let o = run(&mut oxmalloc(["run", "--lib=", "--", "true"]));
+    assert_usage_error(&o, "--lib");
+}
+
+#[test]
+fn unknown_run_option() {
+    let o = run(&mut oxmalloc(["run", "--bogus", "--", "true"]));
+    assert_usage_error(&o, "--bogus");
+}
+
+#[test]
+fn missing_library_from_option() {
+    let o = run(&mut oxmalloc([
+        "run",
+        "--lib",
+        "/nonexistent/liboxmalloc.so",
+        "--",
+        "true",
+    ]));
+    assert_usage_error(&o, "library not found: /nonexistent/liboxmalloc.so");
+}
+
+#[test]
+fn missing_library_from_env() {
+    let o = run(oxmalloc(["run", "--", "true"]).env("OXMALLOC_LIB", "/nonexistent/env.so"));
+    assert_usage_error(&o, "library not found: /nonexistent/env.so");
+    assert!(stderr(&o).contains("OXMALLOC_LIB"));
+}
+
+#[test]
+fn library_that_is_a_directory() {
+    let dir = scratch("libdir");
+    let o = run(oxmalloc(["run", "--lib"]).arg(&dir).args(["--", "true"]));
+    assert_usage_error(&o, "directory");
+}
+
+#[test]
+fn command_not_found() {
+    let lib = dummy_lib("cmdnf");
+    let o = run(oxmalloc(["run", "--lib"])
+        .arg(&lib)
+        .args(["--", "oxmalloc-no-such-command-xyz"]));
+    assert_usage_error(&o, "command not found: oxmalloc-no-such-command-xyz");
+}
+
+#[test]
+fn command_not_executable() {
+    let lib = dummy_lib("noexec");
+    // The dummy library itself: a regular file without execute permission.
+    let o = run(oxmalloc(["run", "--lib"]).arg(&lib).arg("--").arg(&lib));
+    assert_usage_error(&o, "permission denied");
+}
+
+// ---------------------------------------------------------------------------
+// Environment given to the command
+// ---------------------------------------------------------------------------
+
+/// Runs `sh -c 'printf "%s|%s\n" "$LD_PRELOAD" "$OXMALLOC_STATS_AT_EXIT"'`
+/// under oxmalloc and returns the two values.
+fn child_env(cmd: &mut Command) -> (String, String, Output) {
+    let o = run(cmd.args([
+        "sh",
+        "-c",
+        r#"printf '%s|%s\n' "$LD_PRELOAD" "$OXMALLOC_STATS_AT_EXIT""#,
+    ]));
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let (pre, stats) = out.trim_end().split_once('|').expect("sh output");
+    (pre.to_string(), stats.to_string(), o)
+}
+
+#[test]
+fn sets_ld_preload_from_lib_option() {
+    let lib = dummy_lib("preload");
+    let (pre, stats, o) = child_env(oxmalloc(["run", "--lib"]).arg(&lib).arg("--"));
+    assert_eq!(pre, lib.to_str().unwrap());
+    assert_eq!(stats, "", "OXMALLOC_STATS_AT_EXIT set without --stats");
+    // No header without --stats.
+    assert!(!stderr(&o).contains("oxmalloc: running"), "{}", stderr(&o));
+}
+
+#[test]
+fn prepends_to_existing_ld_preload() {
+    let lib = dummy_lib("prepend");
+    let other = dummy_lib("prepend-other");
+    let (pre, _, _) = child_env(
+        oxmalloc(["run", "--lib"])
+            .arg(&lib)
+            .arg("--")
+            .env("LD_PRELOAD", &other),
+    );
+    assert_eq!(pre, format!("{}:{}", lib.display(), other.display()));
+}
+
+#[test]
+fn relative_lib_path_is_made_absolute() {
+    let lib = dummy_lib("relative");
+    let dir = lib.parent().unwrap();
+    let (pre, _, _) = child_env(
+        oxmalloc(["run", "--lib", "liboxmalloc.so", "--"]).current_dir(dir),
+    );
+    assert!(Path::new(&pre).is_absolute(), "{pre}");
+    assert_eq!(Path::new(&pre), lib);
+}
+
+#[test]
+fn lib_from_env() {
+    let lib = dummy_lib("env");
+    let (pre, _, _) = child_env(oxmalloc(["run", "--"]).env("OXMALLOC_LIB", &lib));
+    assert_eq!(pre, lib.to_str().unwrap());
+}
+
+#[test]
+fn lib_option_beats_env() {
+    let lib = dummy_lib("beats");
+    let (pre, _, _) = child_env(
+        oxmalloc(["run", "--lib"])
+            .arg(&lib)
+            .arg("--")
+            .env("OXMALLOC_LIB", "/nonexistent/ignored.so"),
+    );
+    assert_eq!(pre, lib.to_str().unwrap());
+}
+
+#[test]
+fn stats_sets_env_and_prints_header() {
+    let lib = dummy_lib("stats");
+    let (pre, stats, o) =
+        child_env(oxmalloc(["run", "--stats", "--lib"]).arg(&lib).arg("--"));
+    assert_eq!(pre, lib.to_str().unwrap());
+    assert_eq!(stats, "1");
+    let err = stderr(&o);
+    let header = err
+        .lines()
+        .find(|l| l.starts_with("oxmalloc: running "))
+        .unwrap_or_else(|| panic!("no header in stderr: {err}"));
+    assert!(header.starts_with("oxmalloc: running sh -c "), "{header}");
+    assert!(
+        header.ends_with(&format!(" with {}", lib.display())),
+        "{header}"
+    );
+}
+
+#[test]
+fn double_dash_is_optional_and_args_pass_through() {
+    let lib = dummy_lib("passthru");
+    let o = run(oxmalloc(["run", "--lib"])
+        .arg(&lib)
+        .args(["echo", "--stats", "--lib", "-- x"]));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "--stats --lib -- x\n");
+}
+
+#[test]
+fn library_next_to_executable() {
+    // A copy of the executable outside the workspace, with a library beside it.
+    let dir = scratch("beside");
+    let exe = dir.join("oxmalloc");
+    std::fs::copy(EXE, &exe).unwrap();
+    let lib = dir.join("liboxmalloc.so");
+    std::fs::write(&lib, b"").unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.env_remove("OXMALLOC_LIB")
+        .env_remove("LD_PRELOAD")
+        .args(["run", "--"]);
+    let (pre, _, _) = child_env(&mut cmd);
+    assert_eq!(pre, lib.to_str().unwrap());
+
+    // Without it (and outside any workspace): a clear error.
+    std::fs::remove_file(&lib).unwrap();
+    let o = run(Command::new(&exe)
+        .env_remove("OXMALLOC_LIB")
+        .env_remove("LD_PRELOAD")
+        .args(["run", "--", "true"]));
+    assert_usage_error(&o, "library not found");
+}
+
+// ---------------------------------------------------------------------------
+// Exit status
+// ---------------------------------------------------------------------------
+
+#[test]
+fn exit_status_is_propagated() {
+    let lib = dummy_lib("status");
+    for code in [0, 1, 3, 42, 255] {
+        let o = run(oxmalloc(["run", "--lib"])
+            .arg(&lib)
+            .args(["--", "sh", "-c", &format!("exit {code}")]));
+        assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(&o));
+    }
+    let o = run(oxmalloc(["run", "--lib"]).arg(&lib).args(["--", "true"]));
+    assert_eq!(o.status.code(), Some(0));
+    let o = run(oxmalloc(["run", "--lib"]).arg(&lib).args(["--", "false"]));
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn killed_by_signal_gives_128_plus_signal() {
+    let lib = dummy_lib("signal");
+    for (sig, num) in [("TERM", 15), ("KILL", 9), ("HUP", 1), ("INT", 2)] {
+        let o = run(oxmalloc(["run", "--lib"])
+            .arg(&lib)
+            .args(["--", "sh", "-c", &format!("kill -{sig} $$")]));
+        assert_eq!(o.status.code(), Some(128 + num), "SIG{sig}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn stdin_is_passed_through() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let lib = dummy_lib("stdin");
+    let mut child = oxmalloc(["run", "--lib"])
+        .arg(&lib)
+        .args(["--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through the pipe\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "through the pipe\n");
+}
+
+// ---------------------------------------------------------------------------
+// With the real library (skipped when it has not been built)
+// ---------------------------------------------------------------------------
+
+/// OXMALLOC_LIB if set, else <workspace>/target/release/liboxmalloc.so.
+fn real_lib() -> Option<PathBuf> {
+    let lib = match std::env::var_os("OXMALLOC_LIB").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
+                });
+            target.join("release/liboxmalloc.so")
+        }
+    };
+    if lib.is_file() {
+        Some(lib)
+    } else {
+        eprintln!(
+            "note: {} not found; skipping the test with the real library \
+             (build it with `cargo build --release -p oxmalloc-cabi`)",
+            lib.display()
+        );
+        None
+    }
+}
+
+fn assert_clean_stderr(o: &Output) {
+    let err = stderr(o);
+    assert!(
+        !err.contains("ld.so") && !err.contains("cannot be preloaded"),
+        "the loader rejected the library: {err}"
+    );
+}
+
+#[test]
+fn real_library_runs_commands() {
+    let Some(lib) = real_lib() else {
+        assert!(Path::new(EXE).is_file());
+        return;
+    };
+    let o = run(oxmalloc(["run", "--lib"]).arg(&lib).args(["--", "true"]));
+    assert_clean_stderr(&o);
+    assert_eq!(o.status.code(), Some(0));
+
+    let o = run(oxmalloc(["run", "--lib"])
+        .arg(&lib)
+        .args(["--", "sh", "-c", "exit 3"]));
+    assert_clean_stderr(&o);
+    assert_eq!(o.status.code(), Some(3));
+
+    // A pipeline of allocating programs.
+    let o = run(oxmalloc(["run", "--lib"]).arg(&lib).args([
+        "--",
+        "sh",
+        "-c",
+        "seq 1 20000 | sort -r | sed -n '1p;$p' | tr '\\n' ' '",
+    ]));
+    assert_clean_stderr(&o);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "20000 1 ");
+
+    let (pre, _, o) = child_env(oxmalloc(["run", "--lib"]).arg(&lib).arg("--"));
+    assert_clean_stderr(&o);
+    assert_eq!(Path::new(&pre), std::path::absolute(&lib).unwrap());
+}
+
+#[test]
+fn real_library_stats_at_exit() {
+    let Some(lib) = real_lib() else {
+        assert!(Path::new(EXE).is_file());
+        return;
+    };
+    let o = run(oxmalloc(["run", "--stats", "--lib"])
+        .arg(&lib)
+        .args(["--", "sh", "-c", "echo hello"]));
+    assert_clean_stderr(&o);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "hello\n");
+    let err = stderr(&o);
+    assert!(err.starts_with("oxmalloc: running sh -c 'echo hello' with "), "{err}");
+    for needle in ["Arena 0:", "system bytes", "in use bytes"] {
+        assert!(err.contains(needle), "malloc_stats output lacks {needle:?}: {err}");
+    }
+}

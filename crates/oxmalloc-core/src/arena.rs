@@ -1,0 +1,709 @@
+//! Arenas: one lock, the bins, the fast bins and the top chunk; the slow paths of malloc and
+//! free (_int_malloc/_int_free), coalescing, growing the top by brk or a heap, and trimming.
+
+use crate::bins::{self, *};
+use crate::chunk::*;
+use crate::heap::{self, HeapInfo, HEAP_HDR, HEAP_MAX};
+use crate::os;
+use crate::sync::Mutex;
+use crate::tunables;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Freeing a chunk of at least this size consolidates fast bins and considers trimming.
+pub const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
+/// How many unsorted chunks one malloc sorts at most.
+const MAX_UNSORTED_ITERS: usize = 10000;
+
+#[repr(C)]
+pub struct Arena {
+    pub lock: Mutex,
+    pub bins: Bins,
+    fastbins: [*mut u8; NFASTBINS],
+    have_fast: bool,
+    /// The main arena grows by brk until that fails (then it uses heaps, like the others).
+    brk_mode: bool,
+    pub top: *mut u8,
+    /// End of the brk segment the top lies in (main arena, brk mode).
+    brk_end: usize,
+    /// The heap the top lies in (heap mode), newest of the arena's heaps.
+    heap: *mut HeapInfo,
+    pub system_mem: usize,
+    pub max_system_mem: usize,
+    /// The next arena in the global list.
+    pub next: *mut Arena,
+    /// Threads using this arena as their own.
+    pub attached: AtomicUsize,
+    pub index: usize,
+}
+
+/// Mangles a single-linked free-list pointer stored at `pos` (safe-linking plus a
+/// per-process secret): a stray write or a leaked value does not give a usable pointer.
+#[inline(always)]
+pub fn protect(pos: *mut u8, p: *mut u8, secret: usize) -> usize {
+    ((pos as usize) >> 12) ^ (p as usize) ^ secret
+}
+#[inline(always)]
+pub fn reveal(pos: *mut u8, v: usize, secret: usize) -> *mut u8 {
+    (((pos as usize) >> 12) ^ v ^ secret) as *mut u8
+}
+
+impl Arena {
+    pub const fn new() -> Self {
+        Arena {
+            lock: Mutex::new(),
+            bins: Bins::new(),
+            fastbins: [null_mut(); NFASTBINS],
+            have_fast: false,
+            brk_mode: false,
+            top: null_mut(),
+            brk_end: 0,
+            heap: null_mut(),
+            system_mem: 0,
+            max_system_mem: 0,
+            next: null_mut(),
+            attached: AtomicUsize::new(0),
+            index: 0,
+        }
+    }
+
+    /// Initialises an arena in place; `brk` selects the main arena's brk mode.
+    pub fn init(&mut self, brk: bool, index: usize) {
+        self.bins.init();
+        self.brk_mode = brk;
+        self.index = index;
+    }
+
+    /// Creates a thread arena at the start of a fresh heap.
+    pub fn create(index: usize) -> Option<*mut Arena> {
+        let h = heap::new_heap(null_mut(), null_mut())?;
+        let a_off = (HEAP_HDR + 63) & !63;
+        let a = (h as usize + a_off) as *mut Arena;
+        let top_off = (a_off + core::mem::size_of::<Arena>() + 15) & !15;
+        // SAFETY: the heap is fresh writable memory, large enough for the header, the arena
+        // and an initial top; nothing else references it yet.
+        unsafe {
+            a.write(Arena::new());
+            (*a).init(false, index);
+            (*h).arena = a;
+            let top = (h as *mut u8).add(top_off);
+            let end = round_up(top_off + MINSIZE + tunables::TOP_PAD.load(Relaxed), os::page_size());
+            let end = end.min(HEAP_MAX);
+            (*h).size = end;
+            (*a).heap = h;
+            (*a).top = top;
+            set_head(top, (end - top_off) | PREV_INUSE | IN_HEAP);
+            (*a).system_mem = end;
+            (*a).max_system_mem = end;
+        }
+        Some(a)
+    }
+
+    #[inline(always)]
+    fn top_size(&self) -> usize {
+        if self.top.is_null() {
+            0
+        } else {
+            // SAFETY: top is a valid chunk header while non-null.
+            unsafe { size(self.top) }
+        }
+    }
+
+    pub fn top_size_pub(&self) -> usize {
+        self.top_size()
+    }
+
+    pub fn has_fast(&self) -> bool {
+        self.have_fast
+    }
+
+    // ---------------------------------------------------------------- allocation
+
+    /// Allocates a chunk of size `nb` (a request2size value); null when memory runs out.
+    /// The caller holds the lock.
+    pub unsafe fn int_malloc(&mut self, nb: usize, secret: usize) -> *mut u8 {
+        // SAFETY (whole function): every chunk touched lies in memory this arena owns and
+        // the lists are consistent under the lock.
+        unsafe {
+            if nb <= MAX_FAST_CHUNK {
+                let i = fastbin_index(nb);
+                let c = self.fastbins[i];
+                if !c.is_null() {
+                    let n = reveal(chunk2mem(c), *(chunk2mem(c) as *const usize), secret);
+                    if (n as usize) & ALIGN_MASK != 0 {
+                        os::fatal("malloc(): unaligned fastbin chunk detected", n as usize);
+                    }
+                    if fastbin_index(size(c)) != i {
+                        os::fatal("malloc(): memory corruption (fast)", c as usize);
+                    }
+                    self.fastbins[i] = n;
+                    return c;
+                }
+            }
+            if in_smallbin_range(nb) {
+                let i = smallbin_index(nb);
+                if !self.bins.is_empty(i) {
+                    let c = self.bins.pop_back(i);
+                    set_inuse_at(c, nb);
+                    return c;
+                }
+            } else if self.have_fast {
+                self.consolidate(secret);
+            }
+
+            loop {
+                // Sort the unsorted bin, returning an exact fit at once.
+                let mut iters = 0;
+                while !self.bins.is_empty(UNSORTED) {
+                    let c = self.bins.pop_back(UNSORTED);
+                    let sz = size(c);
+                    if sz == nb {
+                        set_inuse_at(c, sz);
+                        return c;
+                    }
+                    let i = bin_index(sz);
+                    self.bins.push_front(i, c);
+                    iters += 1;
+                    if iters >= MAX_UNSORTED_ITERS {
+                        break;
+                    }
+                }
+
+                // A large request: best fit among the first chunks of its own bin.
+                let own = bin_index(nb);
+                if !in_smallbin_range(nb) && !self.bins.is_empty(own) {
+                    let b = self.bins.bin(own);
+                    let mut best: *mut u8 = null_mut();
+                    let mut best_sz = usize::MAX;
+                    let mut c = fd(b);
+                    let mut n = 0;
+                    while c != b && n < LARGE_SCAN {
+                        let sz = size(c);
+                        if sz >= nb && sz < best_sz {
+                            best = c;
+                            best_sz = sz;
+                            if sz == nb {
+                                break;
+                            }
+                        }
+                        c = fd(c);
+                        n += 1;
+                    }
+                    if !best.is_null() {
+                        bins::unlink(best);
+                        self.split_and_use(best, best_sz, nb);
+                        return best;
+                    }
+                }
+
+                // The next non-empty bin: any chunk there is larger than nb.
+                let mut from = own + 1;
+                while let Some(j) = self.bins.next_nonempty(from) {
+                    if self.bins.is_empty(j) {
+                        self.bins.unmark_empty(j);
+                        from = j + 1;
+                        continue;
+                    }
+                    let c = self.bins.pop_back(j);
+                    let sz = size(c);
+                    self.split_and_use(c, sz, nb);
+                    return c;
+                }
+
+                // The top chunk.
+                if self.top_size() >= nb + MINSIZE {
+                    return self.split_top(nb);
+                }
+                if self.have_fast {
+                    self.consolidate(secret);
+                    continue;
+                }
+                if !self.grow(nb, secret) {
+                    return null_mut();
+                }
+                return self.split_top(nb);
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn split_top(&mut self, nb: usize) -> *mut u8 {
+        // SAFETY: caller checked top_size >= nb + MINSIZE.
+        unsafe {
+            let t = self.top;
+            let h = head(t);
+            let bit = h & IN_HEAP;
+            let ts = h & !FLAGS;
+            set_head(t, nb | PREV_INUSE | bit);
+            let r = t.add(nb);
+            set_head(r, (ts - nb) | PREV_INUSE | bit);
+            self.top = r;
+            t
+        }
+    }
+
+    /// Uses `nb` bytes of free chunk `c` (already unlinked, size `sz` >= nb); a remainder of
+    /// at least MINSIZE goes to the unsorted bin.
+    #[inline]
+    unsafe fn split_and_use(&mut self, c: *mut u8, sz: usize, nb: usize) {
+        // SAFETY: c is a free chunk of size sz owned by this arena, not the top.
+        unsafe {
+            let bit = head(c) & IN_HEAP;
+            let rem = sz - nb;
+            if rem >= MINSIZE {
+                set_head(c, nb | PREV_INUSE | bit);
+                let r = c.add(nb);
+                set_head(r, rem | PREV_INUSE | bit);
+                set_foot(r, rem);
+                self.bins.push_front(UNSORTED, r);
+            } else {
+                set_inuse_at(c, sz);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- freeing
+
+    /// Frees in-use chunk `c` of size `sz` into this arena. The caller holds the lock.
+    pub unsafe fn int_free(&mut self, c: *mut u8, sz: usize, secret: usize) {
+        // SAFETY: c is an in-use, non-mmapped chunk of this arena.
+        unsafe {
+            if sz <= MAX_FAST_CHUNK {
+                let i = fastbin_index(sz);
+                let old = self.fastbins[i];
+                if old == c {
+                    os::fatal("double free or corruption (fasttop)", chunk2mem(c) as usize);
+                }
+                let m = chunk2mem(c);
+                *(m as *mut usize) = protect(m, old, secret);
+                self.fastbins[i] = c;
+                self.have_fast = true;
+                return;
+            }
+            let merged = self.free_to_bins(c, sz);
+            if merged >= CONSOLIDATION_THRESHOLD {
+                if self.have_fast {
+                    self.consolidate(secret);
+                }
+                if self.top_size() >= tunables::TRIM_THRESHOLD.load(Relaxed) {
+                    self.trim_top(tunables::TOP_PAD.load(Relaxed));
+                }
+            }
+        }
+    }
+
+    /// Coalesces chunk `c` with free neighbours and files it in the unsorted bin (or the top).
+    /// Returns the size of the merged chunk.
+    unsafe fn free_to_bins(&mut self, mut c: *mut u8, mut sz: usize) -> usize {
+        // SAFETY: c is an in-use chunk of this arena being released; neighbours are valid.
+        unsafe {
+            if c == self.top {
+                os::fatal("double free or corruption (top)", chunk2mem(c) as usize);
+            }
+            let bit = head(c) & IN_HEAP;
+            let mut nx = c.add(sz);
+            if !prev_inuse(nx) {
+                os::fatal("double free or corruption (!prev)", chunk2mem(c) as usize);
+            }
+            if !prev_inuse(c) {
+                let ps = prev_size(c);
+                c = c.sub(ps);
+                if size(c) != ps {
+                    os::fatal("corrupted size vs. prev_size while consolidating", c as usize);
+                }
+                bins::unlink(c);
+                sz += ps;
+            }
+            if nx != self.top {
+                let nsz = size(nx);
+                if !prev_inuse(nx.add(nsz)) {
+                    bins::unlink(nx);
+                    sz += nsz;
+                } else {
+                    clear_inuse_at(nx, 0);
+                }
+                set_head(c, sz | PREV_INUSE | bit);
+                set_foot(c, sz);
+                self.bins.push_front(UNSORTED, c);
+            } else {
+                sz += size(nx);
+                set_head(c, sz | PREV_INUSE | bit);
+                self.top = c;
+                nx = c;
+                let _ = nx;
+            }
+            sz
+        }
+    }
+
+    /// Moves every fast-bin chunk into the regular bins, merging neighbours.
+    pub unsafe fn consolidate(&mut self, secret: usize) {
+        self.have_fast = false;
+        for i in 0..NFASTBINS {
+            let mut c = self.fastbins[i];
+            self.fastbins[i] = null_mut();
+            while !c.is_null() {
+                // SAFETY: c is a chunk on this fast bin; its link is mangled at mem.
+                unsafe {
+                    let m = chunk2mem(c);
+                    let n = reveal(m, *(m as *const usize), secret);
+                    if (n as usize) & ALIGN_MASK != 0 {
+                        os::fatal("malloc_consolidate(): unaligned fastbin chunk detected", n as usize);
+                    }
+                    self.free_to_bins(c, size(c));
+                    c = n;
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- in-place resizing
+
+    /// Tries to resize in-use chunk `c` (size `old`) to `nb` without moving it.
+    pub unsafe fn try_resize(&mut self, c: *mut u8, old: usize, nb: usize, secret: usize) -> bool {
+        // SAFETY: c is an in-use chunk of this arena; the lock is held.
+        unsafe {
+            let bit = head(c) & IN_HEAP;
+            let pbit = head(c) & PREV_INUSE;
+            if old >= nb {
+                let rem = old - nb;
+                if rem >= MINSIZE {
+                    set_head(c, nb | pbit | bit);
+                    let r = c.add(nb);
+                    set_head(r, rem | PREV_INUSE | bit);
+                    self.int_free(r, rem, secret);
+                }
+                return true;
+            }
+            let mut nx = c.add(old);
+            if nx == self.top && old + self.top_size() < nb + MINSIZE {
+                // Grow the top first; it may move to a new segment, then we cannot extend.
+                if !self.grow(nb - old, secret) {
+                    return false;
+                }
+                nx = c.add(old);
+            }
+            if nx == self.top {
+                let total = old + self.top_size();
+                if total >= nb + MINSIZE {
+                    set_head(c, nb | pbit | bit);
+                    let r = c.add(nb);
+                    set_head(r, (total - nb) | PREV_INUSE | bit);
+                    self.top = r;
+                    return true;
+                }
+                return false;
+            }
+            let nsz = size(nx);
+            if !prev_inuse(nx.add(nsz)) && old + nsz >= nb {
+                bins::unlink(nx);
+                let total = old + nsz;
+                let rem = total - nb;
+                if rem >= MINSIZE {
+                    set_head(c, nb | pbit | bit);
+                    let r = c.add(nb);
+                    set_head(r, rem | PREV_INUSE | bit);
+                    set_foot(r, rem);
+                    clear_inuse_at(r, rem);
+                    self.bins.push_front(UNSORTED, r);
+                } else {
+                    set_head(c, total | pbit | bit);
+                    set_inuse_at(c, total);
+                }
+                return true;
+            }
+            false
+        }
+    }
+
+    /// Allocates `nb` bytes aligned to `align` (a power of two above 16). Lock held.
+    pub unsafe fn int_memalign(&mut self, align: usize, nb: usize, secret: usize) -> *mut u8 {
+        // SAFETY: all chunks handled are this arena's; the lock is held.
+        unsafe {
+            let m = self.int_malloc(nb + align + MINSIZE, secret);
+            if m.is_null() {
+                return m;
+            }
+            let mut c = m;
+            let mem = chunk2mem(m) as usize;
+            if mem & (align - 1) != 0 {
+                let mut am = (mem + align - 1) & !(align - 1);
+                if am - mem < MINSIZE {
+                    am += align;
+                }
+                let nc = (am - HDR) as *mut u8;
+                let lead = nc as usize - m as usize;
+                let bit = head(m) & IN_HEAP;
+                let total = size(m);
+                set_head(nc, (total - lead) | PREV_INUSE | bit);
+                set_head(m, lead | (head(m) & PREV_INUSE) | bit);
+                self.free_to_bins(m, lead);
+                c = nc;
+            }
+            let sz = size(c);
+            if sz >= nb + MINSIZE {
+                let bit = head(c) & IN_HEAP;
+                set_head(c, nb | (head(c) & PREV_INUSE) | bit);
+                let r = c.add(nb);
+                set_head(r, (sz - nb) | PREV_INUSE | bit);
+                self.free_to_bins(r, sz - nb);
+            }
+            c
+        }
+    }
+
+    // ---------------------------------------------------------------- the system
+
+    /// Makes the top at least `nb + MINSIZE` bytes, by brk or in a heap. Lock held.
+    unsafe fn grow(&mut self, nb: usize, secret: usize) -> bool {
+        let pad = tunables::TOP_PAD.load(Relaxed);
+        let page = os::page_size();
+        if self.brk_mode {
+            let have = self.top_size();
+            let Some(want) = (nb + MINSIZE + pad).checked_sub(have).map(|w| round_up(w, page)) else {
+                return true;
+            };
+            if want > isize::MAX as usize / 2 {
+                return false;
+            }
+            match os::sbrk(want as isize) {
+                Some(old) if !self.top.is_null() && old == self.brk_end => {
+                    // Contiguous: the top simply grows.
+                    // SAFETY: [old, old+want) is ours now and adjoins the top.
+                    unsafe { set_head(self.top, (have + want) | PREV_INUSE) };
+                    self.brk_end = old + want;
+                    self.add_system(want);
+                    return true;
+                }
+                Some(old) => {
+                    // First segment, or someone else moved the break: start a new segment.
+                    let start = (old + ALIGN_MASK) & !ALIGN_MASK;
+                    let len = (old + want - start) & !ALIGN_MASK;
+                    if len < nb + MINSIZE {
+                        // Too small after alignment (only with a tiny pad): give it back.
+                        os::sbrk(-(want as isize));
+                        return false;
+                    }
+                    // SAFETY: the old top (if any) is retired with fenceposts; the new range
+                    // is fresh memory owned by this arena.
+                    unsafe {
+                        self.retire_top(secret);
+                        self.top = start as *mut u8;
+                        set_head(self.top, len | PREV_INUSE);
+                    }
+                    self.brk_end = old + want;
+                    self.add_system(want);
+                    return true;
+                }
+                None => {
+                    // The break cannot move (RLIMIT_DATA, a mapping in the way): use heaps.
+                    self.brk_mode = false;
+                    // SAFETY: retires the brk top; new_heap_top sets a fresh one.
+                    return unsafe { self.new_heap_top(nb, secret) };
+                }
+            }
+        }
+        // Heap mode.
+        let h = self.heap;
+        if !h.is_null() && !self.top.is_null() {
+            let top_end = self.top as usize + self.top_size();
+            let hend = h as usize + HEAP_MAX;
+            let need = self.top as usize + nb + MINSIZE;
+            if need <= hend {
+                let new_end = round_up(need + pad, page).min(hend);
+                let delta = new_end - top_end;
+                // SAFETY: the heap's pages up to HEAP_MAX are mapped read-write.
+                unsafe {
+                    set_head(self.top, (self.top_size() + delta) | PREV_INUSE | IN_HEAP);
+                    (*h).size = new_end - h as usize;
+                }
+                self.add_system(delta);
+                return true;
+            }
+        }
+        // SAFETY: as above.
+        unsafe { self.new_heap_top(nb, secret) }
+    }
+
+    /// Starts a new heap for this arena and moves the top there.
+    unsafe fn new_heap_top(&mut self, nb: usize, secret: usize) -> bool {
+        let first = HEAP_HDR;
+        if nb + MINSIZE + first > HEAP_MAX {
+            return false;
+        }
+        let Some(h) = heap::new_heap(self, self.heap) else { return false };
+        let page = os::page_size();
+        let pad = tunables::TOP_PAD.load(Relaxed);
+        let end = round_up(first + nb + MINSIZE + pad, page).min(HEAP_MAX);
+        // SAFETY: the old top is retired behind fenceposts; h is fresh and writable.
+        unsafe {
+            self.retire_top(secret);
+            (*h).size = end;
+            self.heap = h;
+            self.top = (h as *mut u8).add(first);
+            set_head(self.top, (end - first) | PREV_INUSE | IN_HEAP);
+        }
+        self.add_system(end);
+        true
+    }
+
+    /// Ends the current top's segment: two fencepost chunks mark the end, and the rest of
+    /// the old top is freed into the bins.
+    unsafe fn retire_top(&mut self, _secret: usize) {
+        let t = self.top;
+        if t.is_null() {
+            return;
+        }
+        // SAFETY: t is the top chunk (size >= MINSIZE); its whole extent is ours.
+        unsafe {
+            let h = head(t);
+            let bit = h & IN_HEAP;
+            let s = h & !FLAGS;
+            self.top = null_mut();
+            if s >= MINSIZE + 2 * HDR {
+                let fsz = s - 2 * HDR;
+                set_head(t, fsz | (h & PREV_INUSE) | bit);
+                set_head(t.add(fsz), HDR | PREV_INUSE | bit);
+                set_head(t.add(fsz + HDR), HDR | PREV_INUSE | bit);
+                self.free_to_bins(t, fsz);
+            } else {
+                set_head(t, (s - HDR) | (h & PREV_INUSE) | bit);
+                set_head(t.add(s - HDR), HDR | PREV_INUSE | bit);
+            }
+        }
+    }
+
+    fn add_system(&mut self, n: usize) {
+        self.system_mem += n;
+        if self.system_mem > self.max_system_mem {
+            self.max_system_mem = self.system_mem;
+        }
+    }
+
+    /// Returns top memory beyond `pad` bytes to the OS. Lock held. True if anything went back.
+    pub unsafe fn trim_top(&mut self, pad: usize) -> bool {
+        let page = os::page_size();
+        let t = self.top;
+        if t.is_null() {
+            return false;
+        }
+        let ts = self.top_size();
+        let top_end = t as usize + ts;
+        let keep_end = round_up(t as usize + MINSIZE + pad, page);
+        if keep_end >= top_end || top_end - keep_end < page {
+            return false;
+        }
+        if self.brk_mode {
+            // Only shrink if the break is still where we left it.
+            if self.brk_end - top_end >= ALIGN || os::sbrk_current() != self.brk_end {
+                return false;
+            }
+            let extra = (top_end - keep_end) & !(page - 1);
+            if extra == 0 || os::sbrk(-(extra as isize)).is_none() {
+                return false;
+            }
+            self.brk_end -= extra;
+            // SAFETY: the top shrinks by exactly the bytes given back.
+            unsafe { set_head(t, (ts - extra) | PREV_INUSE) };
+            self.system_mem -= extra;
+            true
+        } else {
+            let extra = top_end - keep_end;
+            os::discard(keep_end as *mut u8, extra);
+            // SAFETY: as above; the heap header is valid in heap mode.
+            unsafe {
+                set_head(t, (ts - extra) | PREV_INUSE | (head(t) & IN_HEAP));
+                let h = self.heap;
+                if !h.is_null() && keep_end > h as usize && keep_end <= h as usize + HEAP_MAX {
+                    (*h).size = keep_end - h as usize;
+                }
+            }
+            self.system_mem -= extra;
+            true
+        }
+    }
+
+    /// malloc_trim for this arena: merge fast bins, trim the top, and give back the whole
+    /// pages inside every free chunk. Lock held.
+    pub unsafe fn trim(&mut self, pad: usize, secret: usize) -> bool {
+        // SAFETY: lock held; free chunks' interiors (past their links) hold no data.
+        unsafe {
+            self.consolidate(secret);
+            let mut released = self.trim_top(pad);
+            let page = os::page_size();
+            // Sort the unsorted bin first so every free chunk is visited once.
+            while !self.bins.is_empty(UNSORTED) {
+                let c = self.bins.pop_back(UNSORTED);
+                let i = bin_index(size(c));
+                self.bins.push_front(i, c);
+            }
+            for i in 2..NBINS {
+                self.bins.for_each(i, |c| {
+                    let sz = size(c);
+                    let start = round_up(c as usize + HDR + 2 * SIZE_SZ, page);
+                    let end = (c as usize + sz) & !(page - 1);
+                    if end > start {
+                        os::discard(start as *mut u8, end - start);
+                        released = true;
+                    }
+                });
+            }
+            released
+        }
+    }
+
+    /// Free-memory figures for mallinfo: (free chunks, free bytes, fast chunks, fast bytes).
+    pub unsafe fn free_stats(&mut self, secret: usize) -> (usize, usize, usize, usize) {
+        let (mut nfree, mut free) = (1usize, self.top_size());
+        let (mut nfast, mut fast) = (0usize, 0usize);
+        for i in 0..NFASTBINS {
+            let mut c = self.fastbins[i];
+            while !c.is_null() {
+                // SAFETY: c is on a fast bin under the lock.
+                unsafe {
+                    nfast += 1;
+                    fast += size(c);
+                    let m = chunk2mem(c);
+                    c = reveal(m, *(m as *const usize), secret);
+                }
+            }
+        }
+        for i in 1..NBINS {
+            self.bins.for_each(i, |c| {
+                nfree += 1;
+                // SAFETY: c is a free chunk in a bin.
+                free += unsafe { size(c) };
+            });
+        }
+        (nfree, free, nfast, fast)
+    }
+
+    /// The free chunks by bin, for malloc_info: calls `f(bin, count, bytes)` for non-empty bins.
+    pub fn bin_summary(&mut self, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+        for i in 1..NBINS {
+            let (mut n, mut total, mut lo, mut hi) = (0usize, 0usize, usize::MAX, 0usize);
+            self.bins.for_each(i, |c| {
+                // SAFETY: c is a free chunk in a bin.
+                let s = unsafe { size(c) };
+                n += 1;
+                total += s;
+                lo = lo.min(s);
+                hi = hi.max(s);
+            });
+            if n > 0 {
+                f(i, n, total, lo, hi);
+            }
+        }
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[inline(always)]
+pub const fn round_up(v: usize, a: usize) -> usize {
+    (v + a - 1) & !(a - 1)
+}

@@ -1,0 +1,202 @@
+//! Chunks: the header in front of every block (prev_size, size | flags), size arithmetic and
+//! the free-list link fields, laid out as glibc lays them out on x86-64.
+//!
+//! ```text
+//!  chunk -> +-----------------------------+
+//!           | prev_size (if prev is free) |  8 bytes, part of the previous block when in use
+//!           | size            |N|M|P      |  8 bytes: P prev-in-use, M mmapped, N in a heap
+//!    mem -> +-----------------------------+  (16-byte aligned)
+//!           | user data ... / fd, bk      |  fd/bk only while free in a bin
+//!           | ... (next chunk's prev_size)|  last 8 bytes usable while in use
+//!           +-----------------------------+
+//! ```
+
+pub const SIZE_SZ: usize = 8;
+pub const ALIGN: usize = 16;
+pub const ALIGN_MASK: usize = ALIGN - 1;
+pub const HDR: usize = 2 * SIZE_SZ;
+pub const MINSIZE: usize = 32;
+
+pub const PREV_INUSE: usize = 1;
+pub const IS_MMAPPED: usize = 2;
+/// The chunk lies in an mmap'd heap whose header (found by masking) names its arena.
+pub const IN_HEAP: usize = 4;
+pub const FLAGS: usize = PREV_INUSE | IS_MMAPPED | IN_HEAP;
+
+/// Largest request served from fast bins (glibc's default M_MXFAST on 64-bit).
+pub const MAX_FAST_REQUEST: usize = 128;
+pub const MAX_FAST_CHUNK: usize = 144; // request2size(128)
+pub const NFASTBINS: usize = (MAX_FAST_CHUNK >> 4) - 1; // chunk sizes 32..=144
+
+/// tcache: 64 bins, 16 bytes apart, requests up to 1032 bytes (chunk sizes 32..=1040).
+pub const TCACHE_BINS: usize = 64;
+pub const TCACHE_MAX_REQUEST: usize = 1032;
+pub const TCACHE_MAX_CHUNK: usize = 1040;
+
+/// Requests at or above this are refused (ENOMEM) before any arithmetic can overflow.
+pub const MAX_REQUEST: usize = (isize::MAX as usize) - 4 * 1024 * 1024;
+
+/// Chunk size for a request of `n` bytes (n must be <= MAX_REQUEST).
+#[inline(always)]
+pub const fn request2size(n: usize) -> usize {
+    let s = (n + SIZE_SZ + ALIGN_MASK) & !ALIGN_MASK;
+    if s < MINSIZE {
+        MINSIZE
+    } else {
+        s
+    }
+}
+
+#[inline(always)]
+pub const fn tcache_index(csize: usize) -> usize {
+    (csize - MINSIZE) >> 4
+}
+
+#[inline(always)]
+pub const fn fastbin_index(csize: usize) -> usize {
+    (csize >> 4) - 2
+}
+
+// Raw field access. Every function takes a chunk address that the caller knows lies inside
+// memory oxmalloc owns (a heap, a brk segment or a mapped block).
+
+#[inline(always)]
+pub unsafe fn mem2chunk(mem: *mut u8) -> *mut u8 {
+    mem.wrapping_sub(HDR)
+}
+#[inline(always)]
+pub unsafe fn chunk2mem(c: *mut u8) -> *mut u8 {
+    c.wrapping_add(HDR)
+}
+#[inline(always)]
+pub unsafe fn head(c: *mut u8) -> usize {
+    // SAFETY: caller guarantees c is a chunk in owned memory.
+    unsafe { *(c.add(SIZE_SZ) as *const usize) }
+}
+#[inline(always)]
+pub unsafe fn set_head(c: *mut u8, v: usize) {
+    // SAFETY: as above.
+    unsafe { *(c.add(SIZE_SZ) as *mut usize) = v }
+}
+#[inline(always)]
+pub unsafe fn size(c: *mut u8) -> usize {
+    // SAFETY: as above.
+    unsafe { head(c) & !FLAGS }
+}
+#[inline(always)]
+pub unsafe fn prev_size(c: *mut u8) -> usize {
+    // SAFETY: as above.
+    unsafe { *(c as *const usize) }
+}
+#[inline(always)]
+pub unsafe fn set_prev_size(c: *mut u8, v: usize) {
+    // SAFETY: as above.
+    unsafe { *(c as *mut usize) = v }
+}
+#[inline(always)]
+pub unsafe fn next(c: *mut u8) -> *mut u8 {
+    // SAFETY: as above.
+    unsafe { c.add(size(c)) }
+}
+#[inline(always)]
+pub unsafe fn prev_inuse(c: *mut u8) -> bool {
+    // SAFETY: as above.
+    unsafe { head(c) & PREV_INUSE != 0 }
+}
+#[inline(always)]
+pub unsafe fn is_mmapped(c: *mut u8) -> bool {
+    // SAFETY: as above.
+    unsafe { head(c) & IS_MMAPPED != 0 }
+}
+/// Whether chunk `c` is in use, read from the next chunk's PREV_INUSE bit.
+#[inline(always)]
+pub unsafe fn inuse(c: *mut u8) -> bool {
+    // SAFETY: as above; c is not the top chunk (which has no next).
+    unsafe { prev_inuse(next(c)) }
+}
+#[inline(always)]
+pub unsafe fn set_inuse_at(c: *mut u8, off: usize) {
+    // SAFETY: as above; c+off is a chunk header in the same segment.
+    unsafe { set_head(c.add(off), head(c.add(off)) | PREV_INUSE) }
+}
+#[inline(always)]
+pub unsafe fn clear_inuse_at(c: *mut u8, off: usize) {
+    // SAFETY: as above.
+    unsafe { set_head(c.add(off), head(c.add(off)) & !PREV_INUSE) }
+}
+/// Writes the footer of a free chunk: the next chunk's prev_size.
+#[inline(always)]
+pub unsafe fn set_foot(c: *mut u8, s: usize) {
+    // SAFETY: as above.
+    unsafe { set_prev_size(c.add(s), s) }
+}
+
+// Free-list links live in the user area: fd at mem+0, bk at mem+8.
+#[inline(always)]
+pub unsafe fn fd(c: *mut u8) -> *mut u8 {
+    // SAFETY: c is a free chunk or a bin header.
+    unsafe { *(c.add(HDR) as *const *mut u8) }
+}
+#[inline(always)]
+pub unsafe fn bk(c: *mut u8) -> *mut u8 {
+    // SAFETY: as above.
+    unsafe { *(c.add(HDR + 8) as *const *mut u8) }
+}
+#[inline(always)]
+pub unsafe fn set_fd(c: *mut u8, v: *mut u8) {
+    // SAFETY: as above.
+    unsafe { *(c.add(HDR) as *mut *mut u8) = v }
+}
+#[inline(always)]
+pub unsafe fn set_bk(c: *mut u8, v: *mut u8) {
+    // SAFETY: as above.
+    unsafe { *(c.add(HDR + 8) as *mut *mut u8) = v }
+}
+
+/// Usable bytes of an in-use chunk, as malloc_usable_size reports them.
+#[inline]
+pub unsafe fn usable_size(c: *mut u8) -> usize {
+    // SAFETY: c is an in-use chunk.
+    unsafe {
+        if is_mmapped(c) {
+            size(c) - HDR
+        } else {
+            size(c) - SIZE_SZ
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_sizes_match_glibc() {
+        assert_eq!(request2size(0), 32);
+        assert_eq!(request2size(24), 32);
+        assert_eq!(request2size(25), 48);
+        assert_eq!(request2size(128), 144);
+        assert_eq!(request2size(1032), 1040);
+        assert_eq!(tcache_index(request2size(1032)), 63);
+        assert_eq!(fastbin_index(MAX_FAST_CHUNK), NFASTBINS - 1);
+    }
+
+    #[test]
+    fn header_fields_round_trip() {
+        let mut buf = [0usize; 16];
+        let c = buf.as_mut_ptr() as *mut u8;
+        unsafe {
+            set_head(c, 64 | PREV_INUSE | IN_HEAP);
+            assert_eq!(size(c), 64);
+            assert!(prev_inuse(c));
+            assert!(!is_mmapped(c));
+            set_head(c.add(64), 32 | PREV_INUSE);
+            assert!(inuse(c));
+            clear_inuse_at(c, 64);
+            assert!(!inuse(c));
+            set_foot(c, 64);
+            assert_eq!(prev_size(c.add(64)), 64);
+            assert_eq!(usable_size(c), 56);
+        }
+    }
+}

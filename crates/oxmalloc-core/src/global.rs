@@ -1,0 +1,332 @@
+//! Process-wide state: lazy initialisation on the first call, the arena list and how threads
+//! are attached to arenas, thread start and exit, and the fork handlers.
+
+use crate::arena::Arena;
+use crate::chunk::*;
+use crate::heap::heap_for_ptr;
+use crate::sync::Mutex;
+use crate::tcache::{self, ThreadCache, ACTIVE, DEAD, INITIALIZING, UNINIT};
+use crate::{os, tls, tunables};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
+
+/// A static whose contents are guarded by a lock or by the init protocol.
+pub struct Global<T>(UnsafeCell<T>);
+// SAFETY: every access goes through a lock or happens during single-threaded init.
+unsafe impl<T> Sync for Global<T> {}
+impl<T> Global<T> {
+    pub const fn new(v: T) -> Self {
+        Global(UnsafeCell::new(v))
+    }
+    #[inline(always)]
+    pub fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+pub static MAIN: Global<Arena> = Global::new(Arena::new());
+
+const NOT_STARTED: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+static INIT: AtomicU8 = AtomicU8::new(NOT_STARTED);
+/// 0 none, 1 being created, 2 ready.
+static KEY_STATE: AtomicU8 = AtomicU8::new(0);
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+pub static SECRET: AtomicUsize = AtomicUsize::new(0);
+pub static TCACHE_KEY: AtomicUsize = AtomicUsize::new(0);
+pub static CPUS: AtomicUsize = AtomicUsize::new(1);
+static NARENAS: AtomicUsize = AtomicUsize::new(1);
+/// The last arena in the list (the list starts at MAIN).
+static LAST: AtomicPtr<Arena> = AtomicPtr::new(core::ptr::null_mut());
+static LIST_LOCK: Mutex = Mutex::new();
+/// The cache address of the thread inside fork (it holds every lock), or 0.
+static FORK_OWNER: AtomicUsize = AtomicUsize::new(0);
+
+#[inline(always)]
+pub fn main_arena() -> *mut Arena {
+    MAIN.get()
+}
+
+#[inline(always)]
+pub fn is_initialized() -> bool {
+    INIT.load(Acquire) == DONE
+}
+
+#[inline(always)]
+pub fn ensure_init() {
+    if INIT.load(Acquire) != DONE {
+        init_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_slow() {
+    if INIT.compare_exchange(NOT_STARTED, RUNNING, Acquire, Acquire).is_ok() {
+        // Phase 1: nothing here allocates or calls anything that might.
+        os::init_page_size();
+        let (a, b) = os::process_random();
+        SECRET.store((a as usize) & !ALIGN_MASK, Relaxed);
+        TCACHE_KEY.store((b as usize) | 1, Relaxed);
+        tunables::read_environment();
+        CPUS.store(os::usable_cpus(), Relaxed);
+        // SAFETY: single-threaded here: every other caller waits for DONE.
+        unsafe {
+            let m = MAIN.get();
+            (*m).init(true, 0);
+            (*m).next = core::ptr::null_mut();
+        }
+        LAST.store(MAIN.get(), Release);
+        INIT.store(DONE, Release);
+        // Phase 2: these may call malloc, which now works (without a thread cache).
+        init_thread_machinery();
+    } else {
+        while INIT.load(Acquire) != DONE {
+            core::hint::spin_loop();
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
+}
+
+fn init_thread_machinery() {
+    if KEY_STATE.compare_exchange(0, 1, AcqRel, Acquire).is_err() {
+        return;
+    }
+    // SAFETY: registering callbacks with glibc; they are valid for the process lifetime.
+    unsafe {
+        let mut k: libc::pthread_key_t = 0;
+        if libc::pthread_key_create(&mut k, Some(thread_exit)) != 0 {
+            // No key, no thread caches: every call goes to the arenas. Still correct.
+            KEY_STATE.store(0, Release);
+            return;
+        }
+        KEY.store(k, Relaxed);
+        libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+        if env_flag(b"OXMALLOC_STATS_AT_EXIT\0") {
+            libc::atexit(stats_at_exit);
+        }
+    }
+    KEY_STATE.store(2, Release);
+}
+
+fn env_flag(name: &[u8]) -> bool {
+    // SAFETY: name is NUL-terminated; getenv does not allocate.
+    unsafe {
+        let p = libc::getenv(name.as_ptr() as *const libc::c_char);
+        !p.is_null() && *p != 0 && *p != b'0' as libc::c_char
+    }
+}
+
+extern "C" fn stats_at_exit() {
+    crate::stats::malloc_stats();
+}
+
+// ------------------------------------------------------------------ locks
+
+#[inline(always)]
+fn fork_owned() -> bool {
+    let o = FORK_OWNER.load(Relaxed);
+    o != 0 && o == tls::current() as usize
+}
+
+#[inline(always)]
+pub fn lock_arena(a: *mut Arena) {
+    // SAFETY: arenas are never freed.
+    unsafe {
+        if !(*a).lock.try_lock() && !fork_owned() {
+            (*a).lock.lock();
+        }
+    }
+}
+
+#[inline(always)]
+pub fn unlock_arena(a: *mut Arena) {
+    if !fork_owned() {
+        // SAFETY: arenas are never freed; the caller locked it.
+        unsafe { (*a).lock.unlock() }
+    }
+}
+
+// ------------------------------------------------------------------ arenas
+
+/// The arena that owns in-use chunk `c`.
+#[inline(always)]
+pub fn arena_for_chunk(c: *mut u8) -> *mut Arena {
+    // SAFETY: c is an in-use heap chunk; IN_HEAP chunks lie in a heap with a valid header.
+    unsafe {
+        if head(c) & IN_HEAP != 0 {
+            (*heap_for_ptr(c)).arena
+        } else {
+            main_arena()
+        }
+    }
+}
+
+/// Calls `f` on every arena in list order.
+pub fn for_each_arena(mut f: impl FnMut(*mut Arena)) {
+    let mut a = main_arena();
+    while !a.is_null() {
+        f(a);
+        // SAFETY: the list only grows; `next` is written before an arena is published.
+        a = unsafe { (*a).next };
+    }
+}
+
+/// Chooses an arena for a new thread: an unused one, else a new one while under the limit,
+/// else the least shared.
+fn attach_arena() -> *mut Arena {
+    let owned = fork_owned();
+    if !owned {
+        LIST_LOCK.lock();
+    }
+    let mut pick: *mut Arena = core::ptr::null_mut();
+    let mut least = usize::MAX;
+    for_each_arena(|a| {
+        // SAFETY: arenas are never freed.
+        let n = unsafe { (*a).attached.load(Relaxed) };
+        if n < least {
+            least = n;
+            pick = a;
+        }
+    });
+    let limit = tunables::arena_limit(CPUS.load(Relaxed));
+    if least > 0 && NARENAS.load(Relaxed) < limit {
+        if let Some(a) = Arena::create(NARENAS.load(Relaxed)) {
+            let last = LAST.load(Relaxed);
+            // SAFETY: the list is extended under LIST_LOCK; readers see next once set.
+            unsafe { (*last).next = a };
+            LAST.store(a, Release);
+            NARENAS.fetch_add(1, Relaxed);
+            pick = a;
+        }
+    }
+    // SAFETY: pick is a live arena.
+    unsafe { (*pick).attached.fetch_add(1, Relaxed) };
+    if !owned {
+        LIST_LOCK.unlock();
+    }
+    pick
+}
+
+pub fn arena_count() -> usize {
+    NARENAS.load(Relaxed)
+}
+
+/// The arena this thread allocates from when it bypasses (or has no) cache.
+#[inline]
+pub fn thread_arena(tc: *mut ThreadCache) -> *mut Arena {
+    // SAFETY: tc is this thread's cache.
+    let a = unsafe { (*tc).arena };
+    if a.is_null() {
+        main_arena()
+    } else {
+        a
+    }
+}
+
+// ------------------------------------------------------------------ threads
+
+/// Sets up the calling thread's cache; leaves it UNINIT when that cannot be done yet.
+#[cold]
+#[inline(never)]
+pub fn thread_init(tc: *mut ThreadCache) {
+    ensure_init();
+    if KEY_STATE.load(Acquire) != 2 {
+        return;
+    }
+    // SAFETY: tc is this thread's cache; the state guard makes nested calls (from
+    // pthread_setspecific or arena creation) bypass the cache.
+    unsafe {
+        if (*tc).state != UNINIT {
+            return;
+        }
+        (*tc).state = INITIALIZING;
+        (*tc).secret = SECRET.load(Relaxed);
+        (*tc).key = TCACHE_KEY.load(Relaxed);
+        (*tc).arena = attach_arena();
+        // A non-null value makes glibc run thread_exit when the thread ends.
+        libc::pthread_setspecific(KEY.load(Relaxed), tc as *const libc::c_void);
+        let count = tunables::TCACHE_COUNT.load(Relaxed);
+        let perturb = tunables::PERTURB.load(Relaxed) != 0;
+        (*tc).limit = if perturb { 0 } else { count.min(tunables::MAX_TCACHE_COUNT) as u16 };
+        let maxreq = tunables::TCACHE_MAX.load(Relaxed).min(TCACHE_MAX_REQUEST);
+        (*tc).max_off = request2size(maxreq) - MINSIZE;
+        (*tc).state = ACTIVE;
+    }
+}
+
+/// The pthread key destructor: returns the thread's cached blocks to the arenas and detaches.
+/// glibc may still call free afterwards (its own thread-exit frees): those go to the arena.
+extern "C" fn thread_exit(_arg: *mut libc::c_void) {
+    let tc = tls::current();
+    // SAFETY: runs on the exiting thread; its TLS block is still valid.
+    unsafe {
+        if (*tc).state != ACTIVE {
+            return;
+        }
+        (*tc).limit = 0;
+        tcache::flush_all(tc);
+        (*tc).state = DEAD;
+        let a = (*tc).arena;
+        if !a.is_null() {
+            (*a).attached.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ fork
+
+extern "C" fn fork_prepare() {
+    if !is_initialized() {
+        return;
+    }
+    LIST_LOCK.lock();
+    for_each_arena(|a| {
+        // SAFETY: arenas are never freed.
+        unsafe { (*a).lock.lock() }
+    });
+    FORK_OWNER.store(tls::current() as usize, Relaxed);
+}
+
+extern "C" fn fork_parent() {
+    if !is_initialized() || FORK_OWNER.load(Relaxed) == 0 {
+        return;
+    }
+    FORK_OWNER.store(0, Relaxed);
+    for_each_arena(|a| {
+        // SAFETY: the prepare handler locked every arena.
+        unsafe { (*a).lock.unlock() }
+    });
+    LIST_LOCK.unlock();
+}
+
+extern "C" fn fork_child() {
+    if !is_initialized() || FORK_OWNER.load(Relaxed) == 0 {
+        return;
+    }
+    FORK_OWNER.store(0, Relaxed);
+    let me = tls::current();
+    // SAFETY: the child has one thread; the locks' former holders do not exist here.
+    unsafe {
+        for_each_arena(|a| {
+            (*a).lock.reset();
+            (*a).attached.store(0, Relaxed);
+        });
+        LIST_LOCK.reset();
+        let a = (*me).arena;
+        if !a.is_null() && (*me).state == ACTIVE {
+            (*a).attached.store(1, Relaxed);
+        }
+    }
+}
+
+/// Whether thread caches exist at all (for statistics).
+pub fn thread_state() -> u8 {
+    // SAFETY: reads this thread's own state.
+    unsafe { (*tls::current()).state }
+}
+
+pub const _STATES: [u8; 4] = [UNINIT, ACTIVE, INITIALIZING, DEAD];

@@ -1,0 +1,95 @@
+//! The mmap path: requests of at least mmap_threshold get a mapping of their own, unmapped when
+//! freed; freeing one raises the threshold dynamically (up to 32 MiB) unless fixed by hand.
+
+use crate::chunk::*;
+use crate::os;
+use crate::tunables::{self, MMAP_THRESHOLD_MAX};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+pub static N_MMAPS: AtomicUsize = AtomicUsize::new(0);
+pub static MAX_N_MMAPS: AtomicUsize = AtomicUsize::new(0);
+pub static MMAPPED_MEM: AtomicUsize = AtomicUsize::new(0);
+pub static MAX_MMAPPED_MEM: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a chunk of size `nb` should get its own mapping.
+#[inline]
+pub fn wants_mmap(nb: usize) -> bool {
+    nb >= tunables::MMAP_THRESHOLD.load(Relaxed)
+        && N_MMAPS.load(Relaxed) < tunables::MMAP_MAX.load(Relaxed)
+}
+
+fn account(len: usize) {
+    let n = N_MMAPS.fetch_add(1, Relaxed) + 1;
+    MAX_N_MMAPS.fetch_max(n, Relaxed);
+    let m = MMAPPED_MEM.fetch_add(len, Relaxed) + len;
+    MAX_MMAPPED_MEM.fetch_max(m, Relaxed);
+}
+
+/// Maps a chunk for `nb` bytes whose user pointer is aligned to `align` (>= 16).
+/// The chunk's prev_size holds its offset from the mapping's start.
+pub fn map_chunk(nb: usize, align: usize) -> *mut u8 {
+    let page = os::page_size();
+    let extra = if align > ALIGN { align } else { 0 };
+    let Some(len) = nb.checked_add(SIZE_SZ + extra + page - 1).map(|v| v & !(page - 1)) else {
+        return core::ptr::null_mut();
+    };
+    let Some(base) = os::mmap_rw(len) else { return core::ptr::null_mut() };
+    let mem = (base as usize + HDR + align - 1) & !(align - 1);
+    let c = (mem - HDR) as *mut u8;
+    let off = c as usize - base as usize;
+    // SAFETY: c lies in the fresh mapping with at least nb + SIZE_SZ bytes after it.
+    unsafe {
+        set_prev_size(c, off);
+        set_head(c, (len - off) | IS_MMAPPED);
+    }
+    account(len);
+    c
+}
+
+/// Validates and unmaps mmapped chunk `c`; adjusts the dynamic threshold like glibc.
+pub unsafe fn unmap_chunk(c: *mut u8) {
+    let page = os::page_size();
+    // SAFETY: c carries IS_MMAPPED; its header was written by map_chunk or remap_chunk.
+    let (off, sz) = unsafe { (prev_size(c), size(c)) };
+    let base = (c as usize).wrapping_sub(off);
+    let total = sz.wrapping_add(off);
+    if (base | total) & (page - 1) != 0 || total == 0 {
+        os::fatal("munmap_chunk(): invalid pointer", c as usize + HDR);
+    }
+    if !tunables::NO_DYN_THRESHOLD.load(Relaxed)
+        && sz > tunables::MMAP_THRESHOLD.load(Relaxed)
+        && sz <= MMAP_THRESHOLD_MAX
+    {
+        tunables::MMAP_THRESHOLD.store(sz, Relaxed);
+        tunables::TRIM_THRESHOLD.store(2 * sz, Relaxed);
+    }
+    N_MMAPS.fetch_sub(1, Relaxed);
+    MMAPPED_MEM.fetch_sub(total, Relaxed);
+    os::munmap(base as *mut u8, total);
+}
+
+/// Resizes mmapped chunk `c` for `nb` bytes with mremap; null if the kernel refuses.
+pub unsafe fn remap_chunk(c: *mut u8, nb: usize) -> *mut u8 {
+    let page = os::page_size();
+    // SAFETY: c is a valid mmapped chunk.
+    let (off, sz) = unsafe { (prev_size(c), size(c)) };
+    let base = (c as usize - off) as *mut u8;
+    let total = sz + off;
+    let Some(new_len) = (nb + off + SIZE_SZ).checked_add(page - 1).map(|v| v & !(page - 1)) else {
+        return core::ptr::null_mut();
+    };
+    if new_len == total {
+        return c;
+    }
+    let Some(nbase) = os::mremap(base, total, new_len) else { return core::ptr::null_mut() };
+    let nc = (nbase as usize + off) as *mut u8;
+    // SAFETY: the mapping now spans new_len bytes with the old contents at the same offsets.
+    unsafe { set_head(nc, (new_len - off) | IS_MMAPPED) };
+    if new_len > total {
+        let m = MMAPPED_MEM.fetch_add(new_len - total, Relaxed) + new_len - total;
+        MAX_MMAPPED_MEM.fetch_max(m, Relaxed);
+    } else {
+        MMAPPED_MEM.fetch_sub(total - new_len, Relaxed);
+    }
+    nc
+}

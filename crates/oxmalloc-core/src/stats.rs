@@ -1,0 +1,178 @@
+//! Statistics: mallinfo2 figures summed over the arenas and the mmap path, malloc_stats in
+//! glibc's layout (to stderr) and malloc_info's XML, all computed without allocating.
+
+use crate::arena::Arena;
+use crate::fmt::StackWriter;
+use crate::global::{self, for_each_arena, lock_arena, unlock_arena};
+use crate::large;
+use core::fmt::Write;
+use core::sync::atomic::Ordering::Relaxed;
+
+/// glibc's `struct mallinfo2`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct MallInfo2 {
+    pub arena: usize,
+    pub ordblks: usize,
+    pub smblks: usize,
+    pub hblks: usize,
+    pub hblkhd: usize,
+    pub usmblks: usize,
+    pub fsmblks: usize,
+    pub uordblks: usize,
+    pub fordblks: usize,
+    pub keepcost: usize,
+}
+
+/// Figures of one arena, taken under its lock.
+#[derive(Clone, Copy, Default)]
+pub struct ArenaFigures {
+    pub system: usize,
+    pub max_system: usize,
+    pub free_chunks: usize,
+    pub free_bytes: usize,
+    pub fast_chunks: usize,
+    pub fast_bytes: usize,
+    pub top: usize,
+}
+
+pub fn arena_figures(a: *mut Arena) -> ArenaFigures {
+    let secret = global::SECRET.load(Relaxed);
+    lock_arena(a);
+    // SAFETY: the lock is held while the bins are walked.
+    let f = unsafe {
+        let (nfree, free, nfast, fast) = (*a).free_stats(secret);
+        ArenaFigures {
+            system: (*a).system_mem,
+            max_system: (*a).max_system_mem,
+            free_chunks: nfree,
+            free_bytes: free,
+            fast_chunks: nfast,
+            fast_bytes: fast,
+            top: (*a).top_size_pub(),
+        }
+    };
+    unlock_arena(a);
+    f
+}
+
+pub fn mallinfo2() -> MallInfo2 {
+    global::ensure_init();
+    let mut m = MallInfo2::default();
+    for_each_arena(|a| {
+        let f = arena_figures(a);
+        m.arena += f.system;
+        m.ordblks += f.free_chunks;
+        m.smblks += f.fast_chunks;
+        m.fsmblks += f.fast_bytes;
+        m.fordblks += f.free_bytes + f.fast_bytes;
+        m.uordblks += f.system.saturating_sub(f.free_bytes + f.fast_bytes);
+        if a == global::main_arena() {
+            m.keepcost = f.top;
+        }
+    });
+    m.hblks = large::N_MMAPS.load(Relaxed);
+    m.hblkhd = large::MMAPPED_MEM.load(Relaxed);
+    m
+}
+
+/// Prints the per-arena and total figures to stderr in glibc's layout.
+pub fn malloc_stats() {
+    global::ensure_init();
+    let mut w = StackWriter::<256>::new();
+    let (mut system, mut inuse) = (0usize, 0usize);
+    let mut i = 0;
+    for_each_arena(|a| {
+        let f = arena_figures(a);
+        let used = f.system.saturating_sub(f.free_bytes + f.fast_bytes);
+        w.clear();
+        let _ = write!(
+            w,
+            "Arena {}:\nsystem bytes     = {:>10}\nin use bytes     = {:>10}\n",
+            i, f.system, used
+        );
+        crate::os::write_stderr(w.as_bytes());
+        system += f.system;
+        inuse += used;
+        i += 1;
+    });
+    let mm = large::MMAPPED_MEM.load(Relaxed);
+    w.clear();
+    let _ = write!(
+        w,
+        "Total (incl. mmap):\nsystem bytes     = {:>10}\nin use bytes     = {:>10}\nmax mmap regions = {:>10}\nmax mmap bytes   = {:>10}\n",
+        system + mm,
+        inuse + mm,
+        large::MAX_N_MMAPS.load(Relaxed),
+        large::MAX_MMAPPED_MEM.load(Relaxed)
+    );
+    crate::os::write_stderr(w.as_bytes());
+}
+
+/// Writes malloc_info's XML through `out` (called with each piece of text).
+pub fn malloc_info(out: &mut dyn FnMut(&[u8])) {
+    global::ensure_init();
+    let secret = global::SECRET.load(Relaxed);
+    let mut w = StackWriter::<512>::new();
+    out(b"<malloc version=\"1\">\n");
+    let (mut tfast_n, mut tfast, mut trest_n, mut trest, mut tsys, mut tmax) = (0, 0, 0, 0, 0, 0);
+    let mut i = 0;
+    for_each_arena(|a| {
+        // Collect the bin sizes under the lock into a fixed buffer, then print unlocked
+        // (printing may call malloc for the FILE's buffer).
+        const MAXB: usize = 64;
+        let mut sizes = [(0usize, 0usize, 0usize, 0usize); MAXB];
+        let mut ns = 0;
+        lock_arena(a);
+        // SAFETY: the lock is held.
+        let (nfree, free, nfast, fast, sys, maxsys) = unsafe {
+            (*a).bin_summary(|_, n, total, lo, hi| {
+                if ns < MAXB {
+                    sizes[ns] = (lo, hi, n, total);
+                    ns += 1;
+                }
+            });
+            let (nf, f, nfa, fa) = (*a).free_stats(secret);
+            (nf, f, nfa, fa, (*a).system_mem, (*a).max_system_mem)
+        };
+        unlock_arena(a);
+        w.clear();
+        let _ = write!(w, "<heap nr=\"{}\">\n<sizes>\n", i);
+        out(w.as_bytes());
+        for &(lo, hi, n, total) in &sizes[..ns] {
+            w.clear();
+            let _ = write!(w, "  <size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>\n", lo, hi, total, n);
+            out(w.as_bytes());
+        }
+        w.clear();
+        let _ = write!(
+            w,
+            "</sizes>\n<total type=\"fast\" count=\"{}\" size=\"{}\"/>\n<total type=\"rest\" count=\"{}\" size=\"{}\"/>\n<system type=\"current\" size=\"{}\"/>\n<system type=\"max\" size=\"{}\"/>\n<aspace type=\"total\" size=\"{}\"/>\n<aspace type=\"mprotect\" size=\"{}\"/>\n</heap>\n",
+            nfast, fast, nfree, free, sys, maxsys, sys, sys
+        );
+        out(w.as_bytes());
+        tfast_n += nfast;
+        tfast += fast;
+        trest_n += nfree;
+        trest += free;
+        tsys += sys;
+        tmax += maxsys;
+        i += 1;
+    });
+    w.clear();
+    let _ = write!(
+        w,
+        "<total type=\"fast\" count=\"{}\" size=\"{}\"/>\n<total type=\"rest\" count=\"{}\" size=\"{}\"/>\n<total type=\"mmap\" count=\"{}\" size=\"{}\"/>\n<system type=\"current\" size=\"{}\"/>\n<system type=\"max\" size=\"{}\"/>\n<aspace type=\"total\" size=\"{}\"/>\n<aspace type=\"mprotect\" size=\"{}\"/>\n</malloc>\n",
+        tfast_n,
+        tfast,
+        trest_n,
+        trest,
+        large::N_MMAPS.load(Relaxed),
+        large::MMAPPED_MEM.load(Relaxed),
+        tsys,
+        tmax,
+        tsys,
+        tsys
+    );
+    out(w.as_bytes());
+}

@@ -1,0 +1,155 @@
+//! The per-thread cache (tcache): 64 singly-linked lists of freed blocks, one per 16-byte size
+//! class up to 1032 bytes, used without locks or atomics; refilled and flushed in batches.
+
+use crate::arena::{protect, reveal, Arena};
+use crate::chunk::*;
+use crate::global;
+use core::ptr::null_mut;
+
+pub const UNINIT: u8 = 0;
+pub const ACTIVE: u8 = 1;
+pub const INITIALIZING: u8 = 2;
+pub const DEAD: u8 = 3;
+
+#[repr(C, align(64))]
+pub struct ThreadCache {
+    /// List heads (user pointers); each block's first word holds the mangled next pointer.
+    pub entries: [*mut u8; TCACHE_BINS],
+    pub counts: [u16; TCACHE_BINS],
+    /// Blocks per bin; 0 while the cache is not active, which sends every free to the slow path.
+    pub limit: u16,
+    pub state: u8,
+    /// Largest chunk size minus MINSIZE that the cache holds.
+    pub max_off: usize,
+    /// Free-list pointer mangling secret and the double-free key (copies of the globals).
+    pub secret: usize,
+    pub key: usize,
+    /// The arena this thread allocates from.
+    pub arena: *mut Arena,
+}
+
+/// Takes a block from bin `idx`, or null.
+#[inline(always)]
+pub unsafe fn pop(tc: *mut ThreadCache, idx: usize) -> *mut u8 {
+    // SAFETY: tc is this thread's cache; entries hold valid blocks with mangled links.
+    unsafe {
+        let e = (*tc).entries[idx];
+        if !e.is_null() {
+            let n = reveal(e, *(e as *const usize), (*tc).secret);
+            if (n as usize) & ALIGN_MASK != 0 {
+                crate::os::fatal("malloc(): unaligned tcache chunk detected", n as usize);
+            }
+            (*tc).entries[idx] = n;
+            (*tc).counts[idx] -= 1;
+            *(e.add(SIZE_SZ) as *mut usize) = 0;
+        }
+        e
+    }
+}
+
+/// Puts block `mem` on bin `idx` (the caller checked the count).
+#[inline(always)]
+pub unsafe fn push(tc: *mut ThreadCache, idx: usize, mem: *mut u8) {
+    // SAFETY: mem is a free block of this size class; it now belongs to the cache.
+    unsafe {
+        *(mem as *mut usize) = protect(mem, (*tc).entries[idx], (*tc).secret);
+        *(mem.add(SIZE_SZ) as *mut usize) = (*tc).key;
+        (*tc).entries[idx] = mem;
+        (*tc).counts[idx] += 1;
+    }
+}
+
+/// A block whose key word matches: walk the bin to tell a double free from chance.
+#[cold]
+#[inline(never)]
+pub unsafe fn check_double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) {
+    // SAFETY: walks this thread's own list, bounded by its count.
+    unsafe {
+        let mut e = (*tc).entries[idx];
+        let mut n = 0u32;
+        while !e.is_null() && n <= (*tc).counts[idx] as u32 {
+            if e == mem {
+                crate::os::fatal("free(): double free detected in tcache 2", mem as usize);
+            }
+            e = reveal(e, *(e as *const usize), (*tc).secret);
+            if (e as usize) & ALIGN_MASK != 0 {
+                crate::os::fatal("free(): unaligned chunk detected in tcache 2", e as usize);
+            }
+            n += 1;
+        }
+    }
+}
+
+/// Refills bin `idx` from the thread's arena under one lock and returns one block (or null).
+#[cold]
+#[inline(never)]
+pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
+    // SAFETY: tc is active; its arena is valid; chunks returned by int_malloc are in use.
+    unsafe {
+        let a = (*tc).arena;
+        let secret = (*tc).secret;
+        global::lock_arena(a);
+        let first = (*a).int_malloc(nb, secret);
+        if !first.is_null() {
+            let batch = ((*tc).limit as usize).div_ceil(2);
+            for _ in 1..batch {
+                let c = (*a).int_malloc(nb, secret);
+                if c.is_null() {
+                    break;
+                }
+                push(tc, idx, chunk2mem(c));
+            }
+        }
+        global::unlock_arena(a);
+        if first.is_null() {
+            null_mut()
+        } else {
+            chunk2mem(first)
+        }
+    }
+}
+
+/// Returns up to `n` blocks of bin `idx` to their arenas, locking each arena once per run of
+/// blocks that belong to it.
+#[cold]
+#[inline(never)]
+pub unsafe fn flush(tc: *mut ThreadCache, idx: usize, n: usize) {
+    // SAFETY: blocks on the list are in-use chunks of some arena; each arena is locked
+    // while its chunks are freed into it.
+    unsafe {
+        let secret = (*tc).secret;
+        let mut held: *mut Arena = null_mut();
+        for _ in 0..n {
+            let m = pop(tc, idx);
+            if m.is_null() {
+                break;
+            }
+            let c = mem2chunk(m);
+            let a = global::arena_for_chunk(c);
+            if a != held {
+                if !held.is_null() {
+                    global::unlock_arena(held);
+                }
+                global::lock_arena(a);
+                held = a;
+            }
+            (*a).int_free(c, size(c), secret);
+        }
+        if !held.is_null() {
+            global::unlock_arena(held);
+        }
+    }
+}
+
+/// Empties every bin (thread exit, fork helpers, statistics precision).
+pub unsafe fn flush_all(tc: *mut ThreadCache) {
+    for i in 0..TCACHE_BINS {
+        // SAFETY: as for flush.
+        unsafe {
+            let n = (*tc).counts[i] as usize;
+            if n > 0 {
+                flush(tc, i, n);
+            }
+        }
+    }
+}

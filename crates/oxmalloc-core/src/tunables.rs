@@ -1,0 +1,215 @@
+//! Tunables: glibc's parameters (mmap/trim thresholds, top pad, arena and tcache limits), read
+//! from the environment at start-up without allocating and changed later by mallopt.
+
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+pub const DEFAULT_MMAP_THRESHOLD: usize = 128 * 1024;
+/// Upper bound of the dynamic mmap threshold on 64-bit (glibc: 4 * 1024 * 1024 * sizeof(long)).
+pub const MMAP_THRESHOLD_MAX: usize = 32 * 1024 * 1024;
+pub const DEFAULT_TRIM_THRESHOLD: usize = 128 * 1024;
+pub const DEFAULT_TOP_PAD: usize = 128 * 1024;
+pub const DEFAULT_MMAP_MAX: usize = 65536;
+pub const DEFAULT_ARENA_TEST: usize = 8;
+/// Blocks per tcache bin (glibc 2.43's default).
+pub const DEFAULT_TCACHE_COUNT: usize = 16;
+pub const MAX_TCACHE_COUNT: usize = 65535;
+/// Largest request the tcache holds by default (glibc: 1032 bytes, 64 bins).
+pub const DEFAULT_TCACHE_MAX: usize = 1032;
+
+pub static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
+pub static TRIM_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_TRIM_THRESHOLD);
+pub static TOP_PAD: AtomicUsize = AtomicUsize::new(DEFAULT_TOP_PAD);
+pub static MMAP_MAX: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_MAX);
+/// 0 means "8 × usable CPUs", resolved at init.
+pub static ARENA_MAX: AtomicUsize = AtomicUsize::new(0);
+pub static ARENA_TEST: AtomicUsize = AtomicUsize::new(DEFAULT_ARENA_TEST);
+pub static TCACHE_COUNT: AtomicUsize = AtomicUsize::new(DEFAULT_TCACHE_COUNT);
+pub static TCACHE_MAX: AtomicUsize = AtomicUsize::new(DEFAULT_TCACHE_MAX);
+/// Set once the user fixes a threshold/pad by hand: the dynamic threshold stops moving.
+pub static NO_DYN_THRESHOLD: AtomicBool = AtomicBool::new(false);
+/// Byte written over freed blocks and (inverted) over new ones; 0 = off (MALLOC_PERTURB_).
+pub static PERTURB: AtomicUsize = AtomicUsize::new(0);
+
+// mallopt parameter numbers (glibc's malloc.h).
+pub const M_MXFAST: i32 = 1;
+pub const M_TRIM_THRESHOLD: i32 = -1;
+pub const M_TOP_PAD: i32 = -2;
+pub const M_MMAP_THRESHOLD: i32 = -3;
+pub const M_MMAP_MAX: i32 = -4;
+pub const M_CHECK_ACTION: i32 = -5;
+pub const M_PERTURB: i32 = -6;
+pub const M_ARENA_TEST: i32 = -7;
+pub const M_ARENA_MAX: i32 = -8;
+
+/// Applies one mallopt; returns 1 on success and 0 for an unknown parameter or bad value.
+pub fn mallopt(param: i32, value: i32) -> i32 {
+    match param {
+        M_MXFAST => {
+            // Fast bins are sized at build time; accept glibc's legal range, as glibc does.
+            if value >= 0 && value as usize <= crate::chunk::MAX_FAST_REQUEST {
+                1
+            } else {
+                0
+            }
+        }
+        M_TRIM_THRESHOLD => {
+            TRIM_THRESHOLD.store(value as isize as usize, Relaxed);
+            NO_DYN_THRESHOLD.store(true, Relaxed);
+            1
+        }
+        M_TOP_PAD => {
+            TOP_PAD.store(value.max(0) as usize, Relaxed);
+            NO_DYN_THRESHOLD.store(true, Relaxed);
+            1
+        }
+        M_MMAP_THRESHOLD => {
+            // glibc refuses thresholds above the 64-bit maximum.
+            if value < 0 || value as usize > MMAP_THRESHOLD_MAX {
+                return 0;
+            }
+            MMAP_THRESHOLD.store(value as usize, Relaxed);
+            NO_DYN_THRESHOLD.store(true, Relaxed);
+            1
+        }
+        M_MMAP_MAX => {
+            if value < 0 {
+                return 0;
+            }
+            MMAP_MAX.store(value as usize, Relaxed);
+            NO_DYN_THRESHOLD.store(true, Relaxed);
+            1
+        }
+        M_CHECK_ACTION => 1,
+        M_PERTURB => {
+            PERTURB.store((value & 0xff) as usize, Relaxed);
+            1
+        }
+        M_ARENA_TEST => {
+            if value > 0 {
+                ARENA_TEST.store(value as usize, Relaxed);
+                1
+            } else {
+                0
+            }
+        }
+        M_ARENA_MAX => {
+            if value > 0 {
+                ARENA_MAX.store(value as usize, Relaxed);
+                1
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// Parses a decimal (or 0x hex) unsigned value; `None` unless the whole string is a number.
+pub fn parse_num(s: &[u8]) -> Option<usize> {
+    let (digits, radix) = if s.len() > 2 && (s.starts_with(b"0x") || s.starts_with(b"0X")) {
+        (&s[2..], 16)
+    } else {
+        (s, 10)
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: usize = 0;
+    for &c in digits {
+        let d = match c {
+            b'0'..=b'9' => (c - b'0') as usize,
+            b'a'..=b'f' if radix == 16 => (c - b'a' + 10) as usize,
+            b'A'..=b'F' if radix == 16 => (c - b'A' + 10) as usize,
+            _ => return None,
+        };
+        v = v.checked_mul(radix)?.checked_add(d)?;
+    }
+    Some(v)
+}
+
+fn getenv(name: &[u8]) -> Option<&'static [u8]> {
+    // SAFETY: name is NUL-terminated; glibc's getenv neither allocates nor modifies environ,
+    // and the returned string lives as long as the environment entry.
+    unsafe {
+        let p = libc::getenv(name.as_ptr() as *const libc::c_char);
+        if p.is_null() {
+            return None;
+        }
+        Some(core::ffi::CStr::from_ptr(p).to_bytes())
+    }
+}
+
+/// Applies one named tunable (glibc.malloc.NAME or the matching old variable); values that do
+/// not parse are ignored, as glibc ignores them.
+pub fn apply(name: &[u8], value: &[u8]) {
+    let Some(v) = parse_num(value) else { return };
+    let vi = v.min(i32::MAX as usize) as i32;
+    match name {
+        b"mmap_threshold" => {
+            mallopt(M_MMAP_THRESHOLD, vi);
+        }
+        b"trim_threshold" => {
+            mallopt(M_TRIM_THRESHOLD, vi);
+        }
+        b"top_pad" => {
+            mallopt(M_TOP_PAD, vi);
+        }
+        b"mmap_max" => {
+            mallopt(M_MMAP_MAX, vi);
+        }
+        b"arena_max" => {
+            mallopt(M_ARENA_MAX, vi);
+        }
+        b"arena_test" => {
+            mallopt(M_ARENA_TEST, vi);
+        }
+        b"perturb" => {
+            mallopt(M_PERTURB, vi);
+        }
+        b"tcache_count" => {
+            if v <= MAX_TCACHE_COUNT {
+                TCACHE_COUNT.store(v, Relaxed);
+            }
+        }
+        b"tcache_max" => {
+            TCACHE_MAX.store(v.min(crate::chunk::TCACHE_MAX_REQUEST), Relaxed);
+        }
+        _ => {}
+    }
+}
+
+/// Reads MALLOC_*_ and GLIBC_TUNABLES once, at global init. Allocation-free.
+pub fn read_environment() {
+    let old: [(&[u8], &[u8]); 7] = [
+        (b"MALLOC_ARENA_MAX\0", b"arena_max"),
+        (b"MALLOC_ARENA_TEST\0", b"arena_test"),
+        (b"MALLOC_MMAP_THRESHOLD_\0", b"mmap_threshold"),
+        (b"MALLOC_TRIM_THRESHOLD_\0", b"trim_threshold"),
+        (b"MALLOC_TOP_PAD_\0", b"top_pad"),
+        (b"MALLOC_MMAP_MAX_\0", b"mmap_max"),
+        (b"MALLOC_PERTURB_\0", b"perturb"),
+    ];
+    for (env, name) in old {
+        if let Some(v) = getenv(env) {
+            apply(name, v);
+        }
+    }
+    // GLIBC_TUNABLES=glibc.malloc.NAME=VALUE:glibc.malloc.NAME=VALUE (other namespaces ignored).
+    if let Some(t) = getenv(b"GLIBC_TUNABLES\0") {
+        for item in t.split(|&c| c == b':') {
+            let Some(eq) = item.iter().position(|&c| c == b'=') else { continue };
+            let (key, val) = (&item[..eq], &item[eq + 1..]);
+            if let Some(name) = key.strip_prefix(b"glibc.malloc.") {
+                apply(name, val);
+            }
+        }
+    }
+}
+
+/// The arena limit in force: the user's M_ARENA_MAX, or 8 × the CPUs this process may use.
+pub fn arena_limit(cpus: usize) -> usize {
+    match ARENA_MAX.load(Relaxed) {
+        0 => (8 * cpus).max(1),
+        n => n,
+    }
+}
