@@ -234,6 +234,9 @@ impl Arena {
             let h = head(t);
             let bit = h & IN_HEAP;
             let ts = h & !FLAGS;
+            if ts > self.system_mem {
+                os::fatal("malloc(): corrupted top size", t as usize);
+            }
             set_head(t, nb | PREV_INUSE | bit);
             let r = t.add(nb);
             set_head(r, (ts - nb) | PREV_INUSE | bit);
@@ -588,6 +591,9 @@ impl Arena {
             return false;
         }
         let ts = self.top_size();
+        if ts > self.system_mem {
+            os::fatal("malloc(): corrupted top size", t as usize);
+        }
         let top_end = t as usize + ts;
         let keep_end = round_up(t as usize + MINSIZE + pad, page);
         if keep_end >= top_end || top_end - keep_end < page {

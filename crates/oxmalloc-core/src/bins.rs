@@ -204,9 +204,9 @@ mod tests {
 
     #[test]
     fn list_operations_keep_the_map_exact() {
-        let mut bins = Box::new(Bins::new());
+        let mut bins = std::boxed::Box::new(Bins::new());
         bins.init();
-        let mut mem = vec![0usize; 64];
+        let mut mem = std::vec![0usize; 64];
         let a = mem.as_mut_ptr() as *mut u8;
         let c1 = a;
         let c2 = unsafe { a.add(128) };

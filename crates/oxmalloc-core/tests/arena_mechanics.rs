@@ -1,0 +1,125 @@
+//! The arena's mechanisms driven directly: splitting, coalescing, fast bins, best fit,
+//! in-place resizing, aligned carving and trimming, on a private heap-mode arena.
+
+use oxmalloc_core::arena::Arena;
+use oxmalloc_core::chunk::*;
+use oxmalloc_core::global;
+
+const SECRET: usize = 0x5eed_0000_1230;
+
+fn arena() -> &'static mut Arena {
+    global::ensure_init();
+    let a = Arena::create(99).expect("heap mapping");
+    // SAFETY: a fresh arena owned by this test alone.
+    unsafe { &mut *a }
+}
+
+#[test]
+fn freed_neighbours_coalesce_and_serve_a_larger_request() {
+    let a = arena();
+    unsafe {
+        let c1 = a.int_malloc(2000, SECRET);
+        let c2 = a.int_malloc(2000, SECRET);
+        let guard = a.int_malloc(2000, SECRET);
+        assert_eq!(c2 as usize, c1 as usize + 2000);
+        assert!(head(c1) & IN_HEAP != 0);
+        a.int_free(c1, 2000, SECRET);
+        a.int_free(c2, 2000, SECRET);
+        // One merged free chunk of 4000 bytes, placed where c1 was.
+        let big = a.int_malloc(4000, SECRET);
+        assert_eq!(big, c1);
+        assert!(inuse(big));
+        a.int_free(big, 4000, SECRET);
+        a.int_free(guard, 2000, SECRET);
+        // Everything merged back into the top.
+        assert_eq!(a.top, c1);
+    }
+}
+
+#[test]
+fn small_frees_go_to_fast_bins_and_are_reused_lifo() {
+    let a = arena();
+    unsafe {
+        let x = a.int_malloc(48, SECRET);
+        let y = a.int_malloc(48, SECRET);
+        let _guard = a.int_malloc(48, SECRET);
+        a.int_free(x, 48, SECRET);
+        a.int_free(y, 48, SECRET);
+        assert!(a.has_fast());
+        // Fast-bin chunks still look in use to their neighbours (no coalescing at free).
+        assert!(inuse(x));
+        assert_eq!(a.int_malloc(48, SECRET), y);
+        assert_eq!(a.int_malloc(48, SECRET), x);
+    }
+}
+
+#[test]
+fn large_requests_take_the_best_fit_and_split_the_rest() {
+    let a = arena();
+    unsafe {
+        let mut kept = Vec::new();
+        let mut freed = Vec::new();
+        for sz in [8192usize, 4096 + 512, 6144, 4096 + 256] {
+            let c = a.int_malloc(sz, SECRET);
+            freed.push((c, sz));
+            kept.push(a.int_malloc(64 * 16, SECRET)); // separators
+        }
+        for &(c, sz) in &freed {
+            a.int_free(c, sz, SECRET);
+        }
+        // 4096+256 is the tightest fit for 4096+128.
+        let got = a.int_malloc(4096 + 128, SECRET);
+        assert_eq!(got, freed[3].0);
+        // A request larger than every free chunk comes from the top.
+        let top_before = a.top;
+        let huge = a.int_malloc(16384, SECRET);
+        assert_eq!(huge, top_before);
+    }
+}
+
+#[test]
+fn resize_in_place_grows_into_the_top_and_free_neighbours() {
+    let a = arena();
+    unsafe {
+        let c = a.int_malloc(1024, SECRET);
+        assert_eq!(a.top as usize, c as usize + 1024);
+        assert!(a.try_resize(c, 1024, 300_000, SECRET));
+        assert_eq!(size(c), 300_000);
+        assert!(a.try_resize(c, 300_000, 2048, SECRET));
+        assert_eq!(size(c), 2048);
+        let d = a.int_malloc(4096, SECRET);
+        let e = a.int_malloc(4096, SECRET);
+        let _g = a.int_malloc(4096, SECRET);
+        a.int_free(e, 4096, SECRET);
+        assert!(a.try_resize(d, 4096, 8192, SECRET));
+        assert_eq!(size(d), 8192);
+        assert!(!a.try_resize(d, 8192, 12288, SECRET) || size(d) == 12288);
+    }
+}
+
+#[test]
+fn aligned_carving_returns_aligned_chunks_and_frees_the_lead() {
+    let a = arena();
+    unsafe {
+        for align in [32usize, 64, 4096, 65536] {
+            let c = a.int_memalign(align, 1008, SECRET);
+            assert_eq!(chunk2mem(c) as usize % align, 0);
+            assert!(size(c) >= 1008 && size(c) < 1008 + MINSIZE);
+            assert!(inuse(c));
+        }
+    }
+}
+
+#[test]
+fn trimming_gives_the_top_back() {
+    let a = arena();
+    unsafe {
+        let c = a.int_malloc(8 << 20, SECRET);
+        std::ptr::write_bytes(chunk2mem(c), 1, (8 << 20) - SIZE_SZ);
+        let sys = a.system_mem;
+        a.int_free(c, 8 << 20, SECRET);
+        // Freeing into the top above the trim threshold trims it at once.
+        assert!(a.system_mem < sys - (4 << 20), "{} -> {}", sys, a.system_mem);
+        assert!(!a.trim(0, SECRET) || a.top_size_pub() < 1 << 20);
+    }
+}
