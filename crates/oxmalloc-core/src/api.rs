@@ -14,17 +14,28 @@ use core::sync::atomic::Ordering::Relaxed;
 #[inline(always)]
 pub unsafe fn malloc(n: usize) -> *mut u8 {
     if n <= TCACHE_MAX_REQUEST {
-        let idx = tcache_index(request2size(n));
+        let idx = tcache_index(request2size(n)) & (TCACHE_BINS - 1);
         let tc = tls::current();
         // SAFETY: tc is this thread's cache; idx < 64.
         let m = unsafe { tcache::pop(tc, idx) };
         if !m.is_null() {
-            hooks::on_alloc(m, n);
+            if hooks::active() {
+                return tracked(m, n);
+            }
             return m;
         }
     }
     // SAFETY: the slow path handles every request size and state.
     unsafe { malloc_slow(n) }
+}
+
+/// Reports a fast-path allocation to the tracking hook (kept out of line so the fast path
+/// needs no stack frame).
+#[cold]
+#[inline(never)]
+fn tracked(m: *mut u8, n: usize) -> *mut u8 {
+    hooks::on_alloc(m, n);
+    m
 }
 
 #[cold]
@@ -98,7 +109,24 @@ pub unsafe fn free(p: *mut u8) {
     if p.is_null() {
         return;
     }
+    if hooks::active() {
+        // SAFETY: forwarded.
+        return unsafe { free_tracked(p) };
+    }
+    // SAFETY: forwarded.
+    unsafe { free_untracked(p) }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_tracked(p: *mut u8) {
     hooks::on_free(p);
+    // SAFETY: forwarded.
+    unsafe { free_untracked(p) }
+}
+
+#[inline(always)]
+unsafe fn free_untracked(p: *mut u8) {
     // SAFETY: p was returned by this allocator (checked cheaply below and on the slow path).
     unsafe {
         let c = mem2chunk(p);
@@ -107,7 +135,8 @@ pub unsafe fn free(p: *mut u8) {
         let tc = tls::current();
         let off = sz.wrapping_sub(MINSIZE);
         if h & IS_MMAPPED == 0 && off <= (*tc).max_off {
-            let idx = off >> 4;
+            // max_off <= 1008, so idx < 64.
+            let idx = (off >> 4) & (TCACHE_BINS - 1);
             if ((*tc).counts[idx] as usize) < (*tc).limit as usize && ((p as usize) | sz) & ALIGN_MASK == 0 {
                 if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
                     tcache::check_double_free(tc, idx, p);

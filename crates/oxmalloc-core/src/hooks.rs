@@ -27,6 +27,12 @@ pub fn install(h: Option<&'static Hooks>) {
     }
 }
 
+/// Whether hooks are installed (one relaxed load).
+#[inline(always)]
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
 #[inline(always)]
 pub fn on_alloc(p: *mut u8, n: usize) {
     if ACTIVE.load(Ordering::Relaxed) {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: builds everything, then runs the Rust unit and
+# integration tests, the C conformance/regions/stress/fork/thread-churn programs under
+# LD_PRELOAD, real programs compared with glibc, and the benchmark runner's smoke check.
+# Prints one summary line "tests: N passed, M failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+
+need() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+for tool in gcc python3 perl git; do need "$tool" || missing+=("$tool"); done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    (apt-get update -qq && apt-get install -y -qq gcc python3 perl git) >/dev/null
+fi
+
+passed=0; failed=0; failures=()
+suite() {
+    local name=$1; shift
+    echo "=== $name: $*"
+    local start=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - start)) s)"
+    else
+        failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - start)) s)"
+    fi
+}
+
+suite build cargo build --release --workspace
+export OXMALLOC_LIB=$ROOT/target/release/liboxmalloc.so
+suite rust-tests cargo test --release --workspace
+suite c-programs bash tests/c/run.sh
+suite real-programs bash tests/real/run.sh
+if [ -f bench/run.py ]; then
+    suite bench-smoke python3 bench/run.py --smoke
+fi
+
+echo
+((failed)) && echo "failed suites: ${failures[*]}"
+echo "tests: $passed passed, $failed failed"
+((failed == 0))
