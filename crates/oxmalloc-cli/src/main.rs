@@ -175,7 +175,9 @@ fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
         }
     }
     if command.is_empty() {
-        return err("no command given (usage: oxmalloc run [--stats] [--lib PATH] -- CMD [ARGS...])");
+        return err(
+            "no command given (usage: oxmalloc run [--stats] [--lib PATH] -- CMD [ARGS...])",
+        );
     }
     Ok(Parsed::Run(RunOpts {
         stats,
@@ -200,7 +202,11 @@ fn run(opts: RunOpts) -> Result<u8, Error> {
 
     let mut preload = lib.as_os_str().to_os_string();
     if let Some(old) = std::env::var_os("LD_PRELOAD") {
-        if !old.as_bytes().iter().all(|b| b.is_ascii_whitespace() || *b == b':') {
+        if !old
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_whitespace() || *b == b':')
+        {
             preload.push(":");
             preload.push(&old);
         }
@@ -259,9 +265,8 @@ fn shell_words(words: &[OsString]) -> String {
         }
         let s = w.to_string_lossy();
         let plain = !s.is_empty()
-            && s.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"-_./=+,:@%^".contains(&b)
-            });
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=+,:@%^".contains(&b));
         if plain {
             out.push_str(&s);
         } else {
@@ -309,7 +314,10 @@ fn find_library(cli: Option<&OsStr>) -> Result<PathBuf, Error> {
 /// absolute so the command can change directory and still find it.
 fn explicit_library(p: &Path, source: &str) -> Result<PathBuf, Error> {
     if !p.exists() {
-        return err(format!("library not found: {} (from {source})", p.display()));
+        return err(format!(
+            "library not found: {} (from {source})",
+            p.display()
+        ));
     }
     if p.is_dir() {
         return err(format!(
@@ -317,8 +325,12 @@ fn explicit_library(p: &Path, source: &str) -> Result<PathBuf, Error> {
             p.display()
         ));
     }
-    std::path::absolute(p)
-        .map_err(|e| Error(format!("bad library path {} (from {source}): {e}", p.display())))
+    std::path::absolute(p).map_err(|e| {
+        Error(format!(
+            "bad library path {} (from {source}): {e}",
+            p.display()
+        ))
+    })
 }
 
 /// If `exe_dir` is inside a cargo target directory of a workspace, return
@@ -340,8 +352,8 @@ fn workspace_target_dir(exe_dir: &Path) -> Option<(PathBuf, PathBuf)> {
         let rel = exe_dir.strip_prefix(root).ok()?;
         let first = rel.components().next()?;
         let target_dir = root.join(first);
-        let is_target = target_dir.join("CACHEDIR.TAG").is_file()
-            || first.as_os_str() == OsStr::new("target");
+        let is_target =
+            target_dir.join("CACHEDIR.TAG").is_file() || first.as_os_str() == OsStr::new("target");
         if is_target && text.contains(CABI_PACKAGE) {
             return Some((root.to_path_buf(), target_dir));
         }
@@ -491,16 +503,25 @@ mod tests {
     #[test]
     fn rejects_bad_run_args() {
         assert!(parse(&[]).unwrap_err().0.contains("no command"));
-        assert!(parse(&["--stats", "--"]).unwrap_err().0.contains("no command"));
+        assert!(parse(&["--stats", "--"])
+            .unwrap_err()
+            .0
+            .contains("no command"));
         assert!(parse(&["--lib"]).unwrap_err().0.contains("--lib"));
         assert!(parse(&["--lib="]).unwrap_err().0.contains("--lib"));
-        assert!(parse(&["--bogus", "--", "true"]).unwrap_err().0.contains("--bogus"));
+        assert!(parse(&["--bogus", "--", "true"])
+            .unwrap_err()
+            .0
+            .contains("--bogus"));
     }
 
     #[test]
     fn quoting() {
         assert_eq!(shell_words(&os(&["sh", "-c", "exit 3"])), "sh -c 'exit 3'");
-        assert_eq!(shell_words(&os(&["echo", "it's", ""])), r"echo 'it'\''s' ''");
+        assert_eq!(
+            shell_words(&os(&["echo", "it's", ""])),
+            r"echo 'it'\''s' ''"
+        );
     }
 
     #[test]

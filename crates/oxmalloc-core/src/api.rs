@@ -55,8 +55,10 @@ unsafe fn malloc_slow(n: usize) -> *mut u8 {
         let mut m = null_mut();
         if (*tc).state == ACTIVE && (*tc).limit > 0 && nb - MINSIZE <= (*tc).max_off {
             m = tcache::refill(tc, tcache_index(nb), nb);
-        } else {
-            m = alloc_chunk(tc, nb, &mut m);
+        }
+        if m.is_null() {
+            // No cache, or the arena is out of memory: the other path may still succeed.
+            m = alloc_chunk(tc, nb);
         }
         if m.is_null() {
             os::set_errno(libc::ENOMEM);
@@ -73,7 +75,7 @@ unsafe fn malloc_slow(n: usize) -> *mut u8 {
 
 /// Allocates a chunk of `nb` bytes from the mmap path or the thread's arena, falling back to
 /// the other when one fails. Returns the user pointer or null.
-unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, _unused: &mut *mut u8) -> *mut u8 {
+unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize) -> *mut u8 {
     let mut tried_mmap = false;
     if large::wants_mmap(nb) {
         tried_mmap = true;
