@@ -44,7 +44,7 @@ for arg in "$@"; do
     *) progs+=("$arg") ;;
     esac
 done
-[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables)
+[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork)
 
 lib=${OXMALLOC_LIB:-target/release/liboxmalloc.so}
 case $lib in /*) ;; *) lib=$root/$lib ;; esac
@@ -114,9 +114,11 @@ for name in "${progs[@]}"; do
         "GLIBC_TUNABLES=glibc.malloc.arena_max=2 -- 1 2"
     )
     [ "$name" != tunables ] && variants=("--")
+    # sigfork is oxmalloc-only: glibc 2.36 itself corrupts its heap in such children
+    # ("malloc(): unsorted double linked list corrupted"), so there is no baseline to match.
     for v in "${variants[@]}"; do
         # shellcheck disable=SC2086
-        [ $run_glibc = 1 ] && run_one "$name" glibc "" $v
+        [ $run_glibc = 1 ] && [ "$name" != sigfork ] && run_one "$name" glibc "" $v
     done
     if [ $run_ox = 1 ]; then
         if [ -f "$lib" ]; then

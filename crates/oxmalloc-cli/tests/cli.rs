@@ -14,9 +14,27 @@ use std::process::{Command, Output};
 const EXE: &str = env!("CARGO_BIN_EXE_oxmalloc");
 
 /// A fresh scratch directory for one test, outside the workspace (so the
-/// command never decides to build the library on demand).
+/// command never decides to build the library on demand):
+/// $TMPDIR/oxmalloc-cli-test-PID/NAME. Directories left by earlier runs
+/// (whose process is gone) are removed the first time.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("oxmalloc-cli-test-{}-{name}", std::process::id()));
+    static CLEAN: std::sync::Once = std::sync::Once::new();
+    const PREFIX: &str = "oxmalloc-cli-test-";
+    let tmp = std::env::temp_dir();
+    CLEAN.call_once(|| {
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let file_name = entry.file_name();
+            let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    let dir = tmp
+        .join(format!("{PREFIX}{}", std::process::id()))
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -313,6 +331,103 @@ fn library_next_to_executable() {
         .env_remove("LD_PRELOAD")
         .args(["run", "--", "true"]));
     assert_usage_error(&o, "library not found");
+}
+
+/// A fake workspace with a copy of the executable in target/release and a
+/// fake `cargo` (through $CARGO) that records its arguments and directory and
+/// "builds" the library: exercises the build-on-demand path without cargo.
+#[test]
+fn builds_library_on_demand_in_workspace() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = scratch("ondemand");
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"crates/oxmalloc-cabi\"]\n",
+    )
+    .unwrap();
+    let release = ws.join("target/release");
+    std::fs::create_dir_all(&release).unwrap();
+    let exe = release.join("oxmalloc");
+    std::fs::copy(EXE, &exe).unwrap();
+    let log = ws.join("cargo.log");
+    let fake_cargo = ws.join("fake-cargo");
+    std::fs::write(
+        &fake_cargo,
+        format!(
+            "#!/bin/sh\n\
+             echo \"$PWD|$*\" >>'{log}'\n\
+             echo 'fake cargo: building' >&2\n\
+             echo 'fake cargo stdout'\n\
+             if [ -n \"$FAKE_CARGO_FAIL\" ]; then exit 101; fi\n\
+             while [ $# -gt 0 ]; do\n\
+               if [ \"$1\" = --target-dir ]; then : >\"$2/release/liboxmalloc.so\"; fi\n\
+               shift\n\
+             done\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake_cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let ox = |fail: bool| {
+        let mut c = Command::new(&exe);
+        c.env_remove("OXMALLOC_LIB")
+            .env_remove("LD_PRELOAD")
+            .env("CARGO", &fake_cargo)
+            .args(["run", "--"]);
+        if fail {
+            c.env("FAKE_CARGO_FAIL", "1");
+        }
+        c
+    };
+
+    // A failing build: a clear error, exit 2, and the build's stdout kept off
+    // our stdout.
+    let o = run(ox(true).arg("true"));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("oxmalloc: liboxmalloc.so not built yet; running"),
+        "{err}"
+    );
+    assert!(err.contains("fake cargo stdout"), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with(
+            "oxmalloc: library not found, and `cargo build --release -p oxmalloc-cabi` failed"
+        ),
+        "{err}"
+    );
+
+    // A working build: the library it produced is preloaded.
+    let (pre, _, o) = child_env(&mut ox(false));
+    let lib = release.join("liboxmalloc.so");
+    assert_eq!(Path::new(&pre), lib.canonicalize().unwrap());
+    assert!(
+        stderr(&o).contains("fake cargo: building"),
+        "{}",
+        stderr(&o)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let last = calls.lines().last().unwrap();
+    let root = ws.canonicalize().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "{}|build --release -p oxmalloc-cabi --target-dir {}",
+            root.display(),
+            root.join("target").display()
+        )
+    );
+
+    // Next time the library is simply found next to the executable.
+    let before = calls.lines().count();
+    let (pre, _, _) = child_env(&mut ox(false));
+    assert_eq!(Path::new(&pre), lib.canonicalize().unwrap());
+    let after = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(before, after, "cargo ran again");
 }
 
 // ---------------------------------------------------------------------------

@@ -184,9 +184,11 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, h: usize) {
                 core::ptr::write_bytes(p, perturb as u8, sz - SIZE_SZ);
             }
             let a = arena_for_chunk(c);
-            lock_arena(a);
-            (*a).int_free(c, sz, global::SECRET.load(Relaxed));
-            unlock_arena(a);
+            if !(*a).poisoned {
+                lock_arena(a);
+                (*a).int_free(c, sz, global::SECRET.load(Relaxed));
+                unlock_arena(a);
+            }
         }
     }
     os::set_errno(saved);
@@ -256,11 +258,13 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
                 return p;
             }
             let a = arena_for_chunk(c);
-            lock_arena(a);
-            let ok = (*a).try_resize(c, old, nb, global::SECRET.load(Relaxed));
-            unlock_arena(a);
-            if ok {
-                return p;
+            if !(*a).poisoned {
+                lock_arena(a);
+                let ok = (*a).try_resize(c, old, nb, global::SECRET.load(Relaxed));
+                unlock_arena(a);
+                if ok {
+                    return p;
+                }
             }
         }
         let np = malloc(n);

@@ -35,6 +35,10 @@ pub struct Arena {
     /// Threads using this arena as their own.
     pub attached: AtomicUsize,
     pub index: usize,
+    /// Set in a forked child when the fork interrupted an operation on this arena (a fork from
+    /// a signal handler): its lists may be half-updated, so the child neither allocates from it
+    /// nor frees into it (such blocks are leaked in the child).
+    pub poisoned: bool,
 }
 
 /// Mangles a single-linked free-list pointer stored at `pos` (safe-linking plus a
@@ -64,6 +68,7 @@ impl Arena {
             next: null_mut(),
             attached: AtomicUsize::new(0),
             index: 0,
+            poisoned: false,
         }
     }
 

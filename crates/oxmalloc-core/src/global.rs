@@ -132,10 +132,17 @@ fn fork_owned() -> bool {
     o != 0 && o == tls::current() as usize
 }
 
+// The thread cache records the lock a thread is taking *before* taking it, and forgets it only
+// *after* releasing it: a fork from a signal handler that interrupts either step then treats
+// that arena as possibly half-updated (see the fork handlers) instead of waiting for itself.
+
 #[inline(always)]
 pub fn lock_arena(a: *mut Arena) {
-    // SAFETY: arenas are never freed.
+    // SAFETY: arenas are never freed; tls::current() is this thread's cache.
     unsafe {
+        let tc = tls::current();
+        (*tc).held = a;
+        core::sync::atomic::compiler_fence(SeqCst);
         if !(*a).lock.try_lock() && !fork_owned() {
             (*a).lock.lock();
         }
@@ -147,6 +154,29 @@ pub fn unlock_arena(a: *mut Arena) {
     if !fork_owned() {
         // SAFETY: arenas are never freed; the caller locked it.
         unsafe { (*a).lock.unlock() }
+    }
+    core::sync::atomic::compiler_fence(SeqCst);
+    // SAFETY: this thread's cache.
+    unsafe { (*tls::current()).held = core::ptr::null_mut() };
+}
+
+fn lock_list() -> bool {
+    if fork_owned() {
+        return false;
+    }
+    // SAFETY: this thread's cache.
+    unsafe { (*tls::current()).holds_list = true };
+    core::sync::atomic::compiler_fence(SeqCst);
+    LIST_LOCK.lock();
+    true
+}
+
+fn unlock_list(locked: bool) {
+    if locked {
+        LIST_LOCK.unlock();
+        core::sync::atomic::compiler_fence(SeqCst);
+        // SAFETY: this thread's cache.
+        unsafe { (*tls::current()).holds_list = false };
     }
 }
 
@@ -178,22 +208,19 @@ pub fn for_each_arena(mut f: impl FnMut(*mut Arena)) {
 /// Chooses an arena for a new thread: an unused one, else a new one while under the limit,
 /// else the least shared.
 fn attach_arena() -> *mut Arena {
-    let owned = fork_owned();
-    if !owned {
-        LIST_LOCK.lock();
-    }
+    let locked = lock_list();
     let mut pick: *mut Arena = core::ptr::null_mut();
     let mut least = usize::MAX;
     for_each_arena(|a| {
         // SAFETY: arenas are never freed.
-        let n = unsafe { (*a).attached.load(Relaxed) };
-        if n < least {
+        let (n, bad) = unsafe { ((*a).attached.load(Relaxed), (*a).poisoned) };
+        if n < least && !bad {
             least = n;
             pick = a;
         }
     });
     let limit = tunables::arena_limit(CPUS.load(Relaxed));
-    if least > 0 && NARENAS.load(Relaxed) < limit {
+    if pick.is_null() || (least > 0 && NARENAS.load(Relaxed) < limit) {
         if let Some(a) = Arena::create(NARENAS.load(Relaxed)) {
             let last = LAST.load(Relaxed);
             // SAFETY: the list is extended under LIST_LOCK; readers see next once set.
@@ -203,11 +230,13 @@ fn attach_arena() -> *mut Arena {
             pick = a;
         }
     }
+    if pick.is_null() {
+        // Only poisoned arenas and no memory for a new one (a forked child under pressure).
+        pick = main_arena();
+    }
     // SAFETY: pick is a live arena.
     unsafe { (*pick).attached.fetch_add(1, Relaxed) };
-    if !owned {
-        LIST_LOCK.unlock();
-    }
+    unlock_list(locked);
     pick
 }
 
@@ -218,13 +247,23 @@ pub fn arena_count() -> usize {
 /// The arena this thread allocates from when it bypasses (or has no) cache.
 #[inline]
 pub fn thread_arena(tc: *mut ThreadCache) -> *mut Arena {
-    // SAFETY: tc is this thread's cache.
-    let a = unsafe { (*tc).arena };
-    if a.is_null() {
-        main_arena()
-    } else {
+    // SAFETY: tc is this thread's cache; arenas are never freed.
+    unsafe {
+        let a = if (*tc).arena.is_null() { main_arena() } else { (*tc).arena };
+        if (*a).poisoned {
+            return replace_poisoned(tc);
+        }
         a
     }
+}
+
+#[cold]
+#[inline(never)]
+fn replace_poisoned(tc: *mut ThreadCache) -> *mut Arena {
+    let a = attach_arena();
+    // SAFETY: tc is this thread's cache.
+    unsafe { (*tc).arena = a };
+    a
 }
 
 // ------------------------------------------------------------------ threads
@@ -278,17 +317,36 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
 }
 
 // ------------------------------------------------------------------ fork
+//
+// Before fork every lock is taken, so the child starts with consistent arenas. A fork from a
+// signal handler that interrupted this very thread inside the allocator would wait forever for
+// a lock the thread itself holds: those locks (tracked in the thread cache) are skipped, the
+// parent resumes the interrupted operation afterwards, and the child poisons that arena and
+// continues on another one.
+
+/// The arena the forking thread held when fork began, if any (its lock was not taken).
+static INTERRUPTED: AtomicPtr<Arena> = AtomicPtr::new(core::ptr::null_mut());
+static INTERRUPTED_LIST: AtomicU8 = AtomicU8::new(0);
 
 extern "C" fn fork_prepare() {
     if !is_initialized() {
         return;
     }
-    LIST_LOCK.lock();
+    let me = tls::current();
+    // SAFETY: this thread's cache.
+    let (held, holds_list) = unsafe { ((*me).held, (*me).holds_list) };
+    INTERRUPTED.store(held, Relaxed);
+    INTERRUPTED_LIST.store(holds_list as u8, Relaxed);
+    if !holds_list {
+        LIST_LOCK.lock();
+    }
     for_each_arena(|a| {
-        // SAFETY: arenas are never freed.
-        unsafe { (*a).lock.lock() }
+        if a != held {
+            // SAFETY: arenas are never freed.
+            unsafe { (*a).lock.lock() }
+        }
     });
-    FORK_OWNER.store(tls::current() as usize, Relaxed);
+    FORK_OWNER.store(me as usize, Relaxed);
 }
 
 extern "C" fn fork_parent() {
@@ -296,11 +354,17 @@ extern "C" fn fork_parent() {
         return;
     }
     FORK_OWNER.store(0, Relaxed);
+    let held = INTERRUPTED.load(Relaxed);
     for_each_arena(|a| {
-        // SAFETY: the prepare handler locked every arena.
-        unsafe { (*a).lock.unlock() }
+        if a != held {
+            // SAFETY: the prepare handler locked every other arena (the held one, if any, is
+            // released by the interrupted code when it resumes).
+            unsafe { (*a).lock.unlock() }
+        }
     });
-    LIST_LOCK.unlock();
+    if INTERRUPTED_LIST.load(Relaxed) == 0 {
+        LIST_LOCK.unlock();
+    }
 }
 
 extern "C" fn fork_child() {
@@ -309,6 +373,7 @@ extern "C" fn fork_child() {
     }
     FORK_OWNER.store(0, Relaxed);
     let me = tls::current();
+    let held = INTERRUPTED.load(Relaxed);
     // SAFETY: the child has one thread; the locks' former holders do not exist here.
     unsafe {
         for_each_arena(|a| {
@@ -316,8 +381,25 @@ extern "C" fn fork_child() {
             (*a).attached.store(0, Relaxed);
         });
         LIST_LOCK.reset();
+        (*me).held = core::ptr::null_mut();
+        (*me).holds_list = false;
+        if !held.is_null() {
+            // The interrupted operation may have left this arena's lists half-updated, and
+            // the thread cache half-pushed: drop both (their blocks leak in the child).
+            (*held).poisoned = true;
+            for i in 0..crate::chunk::TCACHE_BINS {
+                (*me).entries[i] = core::ptr::null_mut();
+                (*me).counts[i] = 0;
+            }
+            if (*me).arena == held {
+                (*me).arena = core::ptr::null_mut();
+                if (*me).state == ACTIVE {
+                    (*me).arena = attach_arena();
+                }
+            }
+        }
         let a = (*me).arena;
-        if !a.is_null() && (*me).state == ACTIVE {
+        if !a.is_null() && (*me).state == ACTIVE && !(*a).poisoned {
             (*a).attached.store(1, Relaxed);
         }
     }

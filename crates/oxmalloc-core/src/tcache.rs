@@ -26,6 +26,11 @@ pub struct ThreadCache {
     pub key: usize,
     /// The arena this thread allocates from.
     pub arena: *mut Arena,
+    /// The arena whose lock this thread holds right now (null when none): lets a fork from a
+    /// signal handler that interrupted the allocator know which lock it must not wait for.
+    pub held: *mut Arena,
+    /// Whether this thread holds the arena-list lock.
+    pub holds_list: bool,
 }
 
 /// Takes a block from bin `idx`, or null.
@@ -86,7 +91,7 @@ pub unsafe fn check_double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) 
 pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
     // SAFETY: tc is active; its arena is valid; chunks returned by int_malloc are in use.
     unsafe {
-        let a = (*tc).arena;
+        let a = global::thread_arena(tc);
         let secret = (*tc).secret;
         global::lock_arena(a);
         let first = (*a).int_malloc(nb, secret);
@@ -126,6 +131,9 @@ pub unsafe fn flush(tc: *mut ThreadCache, idx: usize, n: usize) {
             }
             let c = mem2chunk(m);
             let a = global::arena_for_chunk(c);
+            if (*a).poisoned {
+                continue; // a forked child's half-updated arena: leak the block
+            }
             if a != held {
                 if !held.is_null() {
                     global::unlock_arena(held);
