@@ -223,3 +223,14 @@ pub unsafe extern "C" fn oxmalloc_set_hooks(
         }
     }
 }
+
+/// Initialises the allocator when the library is loaded, even if the program never calls
+/// malloc (so `OXMALLOC_STATS_AT_EXIT` reports for every program). Calls that come earlier,
+/// from other constructors, initialise lazily as usual.
+extern "C" fn load_time_init() {
+    oxmalloc_core::global::ensure_init();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static LOAD_TIME_INIT: extern "C" fn() = load_time_init;
