@@ -139,7 +139,7 @@ unsafe fn free_untracked(p: *mut u8) {
         if h & IS_MMAPPED == 0 && off <= (*tc).max_off {
             // max_off <= 1008, so idx < 64.
             let idx = (off >> 4) & (TCACHE_BINS - 1);
-            if ((*tc).counts[idx] as usize) < (*tc).limit as usize && ((p as usize) | sz) & ALIGN_MASK == 0 {
+            if (*tc).counts[idx] < (*tc).limits[idx] && ((p as usize) | sz) & ALIGN_MASK == 0 {
                 if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
                     tcache::check_double_free(tc, idx, p);
                 }
@@ -176,7 +176,7 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, h: usize) {
             if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
                 tcache::check_double_free(tc, idx, p);
             }
-            tcache::flush(tc, idx, ((*tc).limit as usize).div_ceil(2));
+            tcache::flush(tc, idx, ((*tc).limits[idx] as usize).div_ceil(2));
             tcache::push(tc, idx, p);
         } else {
             let perturb = tunables::PERTURB.load(Relaxed);

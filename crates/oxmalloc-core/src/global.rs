@@ -290,7 +290,16 @@ pub fn thread_init(tc: *mut ThreadCache) {
         libc::pthread_setspecific(KEY.load(Relaxed), tc as *const libc::c_void);
         let count = tunables::TCACHE_COUNT.load(Relaxed);
         let perturb = tunables::PERTURB.load(Relaxed) != 0;
-        (*tc).limit = if perturb { 0 } else { count.min(tunables::MAX_TCACHE_COUNT) as u16 };
+        let count = count.min(tunables::MAX_TCACHE_COUNT);
+        let fixed = tunables::TCACHE_COUNT_SET.load(Relaxed);
+        for i in 0..TCACHE_BINS {
+            let csize = MINSIZE + 16 * i;
+            // By default a bin holds about 8 KiB (at least `count`, at most 4 × count blocks):
+            // many small blocks, few large ones. glibc.malloc.tcache_count sets every bin.
+            let n = if fixed { count } else { (8192 / csize).clamp(count, 4 * count) };
+            (*tc).limits[i] = if perturb { 0 } else { n.min(tunables::MAX_TCACHE_COUNT) as u16 };
+        }
+        (*tc).limit = if perturb || count == 0 { 0 } else { 1 };
         let maxreq = tunables::TCACHE_MAX.load(Relaxed).min(TCACHE_MAX_REQUEST);
         (*tc).max_off = request2size(maxreq) - MINSIZE;
         (*tc).state = ACTIVE;
@@ -307,6 +316,7 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
             return;
         }
         (*tc).limit = 0;
+        (*tc).limits = [0; TCACHE_BINS];
         tcache::flush_all(tc);
         (*tc).state = DEAD;
         let a = (*tc).arena;

@@ -16,7 +16,10 @@ pub struct ThreadCache {
     /// List heads (user pointers); each block's first word holds the mangled next pointer.
     pub entries: [*mut u8; TCACHE_BINS],
     pub counts: [u16; TCACHE_BINS],
-    /// Blocks per bin; 0 while the cache is not active, which sends every free to the slow path.
+    /// Blocks each bin may hold; all 0 while the cache is not active, which sends every free
+    /// to the slow path.
+    pub limits: [u16; TCACHE_BINS],
+    /// Non-zero while the cache is active.
     pub limit: u16,
     pub state: u8,
     /// Largest chunk size minus MINSIZE that the cache holds.
@@ -96,7 +99,7 @@ pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
         global::lock_arena(a);
         let first = (*a).int_malloc(nb, secret);
         if !first.is_null() {
-            let batch = ((*tc).limit as usize).div_ceil(2);
+            let batch = ((*tc).limits[idx] as usize).div_ceil(2);
             for _ in 1..batch {
                 let c = (*a).int_malloc(nb, secret);
                 if c.is_null() {

@@ -25,6 +25,8 @@ pub static ARENA_MAX: AtomicUsize = AtomicUsize::new(0);
 pub static ARENA_TEST: AtomicUsize = AtomicUsize::new(DEFAULT_ARENA_TEST);
 pub static TCACHE_COUNT: AtomicUsize = AtomicUsize::new(DEFAULT_TCACHE_COUNT);
 pub static TCACHE_MAX: AtomicUsize = AtomicUsize::new(DEFAULT_TCACHE_MAX);
+/// Set when glibc.malloc.tcache_count was given: every bin then holds exactly that many.
+pub static TCACHE_COUNT_SET: AtomicBool = AtomicBool::new(false);
 /// Set once the user fixes a threshold/pad by hand: the dynamic threshold stops moving.
 pub static NO_DYN_THRESHOLD: AtomicBool = AtomicBool::new(false);
 /// Byte written over freed blocks and (inverted) over new ones; 0 = off (MALLOC_PERTURB_).
@@ -169,6 +171,7 @@ pub fn apply(name: &[u8], value: &[u8]) {
         b"tcache_count" => {
             if v <= MAX_TCACHE_COUNT {
                 TCACHE_COUNT.store(v, Relaxed);
+                TCACHE_COUNT_SET.store(true, Relaxed);
             }
         }
         b"tcache_max" => {
