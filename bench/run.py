@@ -910,6 +910,61 @@ def md_fastpath_section(fp):
     return L
 
 
+PEERS = ("jemalloc", "mimalloc", "tcmalloc")
+
+
+def md_targets_section(data, fp):
+    """Where oxmalloc stands against issue 3's targets, computed from one mode's results."""
+    L = ["### Targets (computed from this run)", ""]
+    g = data.get("geomean", {})
+    ox = g.get("oxmalloc")
+    peers = [p for p in PEERS if p in g]
+    if not ox or not peers:
+        return L + ["_oxmalloc or the peers missing from this run: targets not assessed._", ""]
+
+    def med(wl, a, metric):
+        r = data["workloads"][wl]["results"].get(a)
+        if not r or not r.get("ok") or not r.get(metric):
+            return None
+        return r[metric]["median"]
+
+    def row(name, value, limit, ok):
+        L.append("| %s | %s | %s | %s |" % (name, value, limit, "met" if ok else "**not met**"))
+
+    L.append("| target | oxmalloc | limit | status |")
+    L.append("|---|---|---|---|")
+    t = ox["time_vs_glibc"]
+    row("geomean wall time vs glibc", "%.2f×" % t, "≤ 0.75×", t <= 0.75)
+    best = min(peers, key=lambda p: g[p]["time_vs_glibc"])
+    rel = t / g[best]["time_vs_glibc"]
+    row("geomean wall time vs the fastest peer's geomean (%s)" % best, "%.2f×" % rel, "≤ 1.00×", rel <= 1.0)
+    worst_t, worst_r = [], []
+    for wl in data["workloads"]:
+        o = med(wl, "oxmalloc", "time")
+        pt = [med(wl, p, "time") for p in peers]
+        pt = [x for x in pt if x]
+        if o and pt and o > 1.3 * min(pt):
+            worst_t.append("%s %.2f×" % (wl, o / min(pt)))
+        o = med(wl, "oxmalloc", "rss_kib")
+        pr = [med(wl, p, "rss_kib") for p in peers]
+        pr = [x for x in pr if x]
+        if o and pr and o > 1.5 * min(pr):
+            worst_r.append("%s %.2f×" % (wl, o / min(pr)))
+    row("no workload slower than 1.3 × the fastest peer on it",
+        ", ".join(worst_t) if worst_t else "none over", "≤ 1.3×", not worst_t)
+    r = ox["rss_vs_glibc"]
+    row("geomean peak RSS vs glibc", "%.2f×" % r, "≤ 1.00×", r <= 1.0)
+    row("no workload's peak RSS above 1.5 × the smallest peer's",
+        ", ".join(worst_r) if worst_r else "none over", "≤ 1.5×", not worst_r)
+    if fp and "oxmalloc" in fp.get("per_op", {}) and "glibc" in fp.get("per_op", {}):
+        a = fp["per_op"]["oxmalloc"].get("malloc32")
+        b = fp["per_op"]["glibc"].get("malloc32")
+        if a is not None and b is not None:
+            row("instructions for malloc+free of 32 B vs glibc", "%.1f vs %.1f" % (a, b), "≤ glibc", a <= b)
+    L.append("")
+    return L
+
+
 def load_json(name):
     p = os.path.join(RESULTS, name)
     if os.path.exists(p):
@@ -936,6 +991,7 @@ def render_docs():
             have = True
             write_svg(data)
             L += md_mode_section(data)
+            L += md_targets_section(data, load_json("results-fastpath.json"))
     fp = load_json("results-fastpath.json")
     if fp:
         have = True

@@ -98,4 +98,14 @@ static inline void print_checksum(uint64_t c) { printf("checksum %016llx\n", (un
 
 static inline void usage_exit(const char *text) { fputs(text, stderr); exit(2); }
 
+/* Runs fn(i) on `threads` threads (i = 0..threads-1) and sums what they return. */
+static inline uint64_t run_threads(void *(*fn)(void *), long threads) {
+    uint64_t total = 0;
+    pthread_t *t = xmalloc((size_t)threads * sizeof *t);
+    for (long i = 0; i < threads; i++) pthread_create(&t[i], NULL, fn, (void *)(uintptr_t)i);
+    for (long i = 0; i < threads; i++) { void *rv; pthread_join(t[i], &rv); total += (uintptr_t)rv; }
+    free(t);
+    return total;
+}
+
 #endif

@@ -76,11 +76,6 @@ int main(int argc, char **argv) {
     long threads = arg_long(argc, argv, 2, 1);
     nvec = arg_long(argc, argv, 3, 256);
     if (iters < 0 || threads < 0 || nvec < 0) usage_exit("usage: realloc [ITERS] [THREADS] [VECTORS]\n");
-    uint64_t total = 0;
-    pthread_t *t = xmalloc(threads * sizeof *t);
-    for (long i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)(uintptr_t)i);
-    for (long i = 0; i < threads; i++) { void *rv; pthread_join(t[i], &rv); total += (uintptr_t)rv; }
-    free(t);
-    print_checksum(total);
+    print_checksum(run_threads(run, threads));
     return 0;
 }

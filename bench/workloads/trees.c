@@ -74,11 +74,6 @@ int main(int argc, char **argv) {
     long threads = arg_long(argc, argv, 2, 1);
     depth = arg_long(argc, argv, 3, 16);
     if (iters < 0 || threads < 0 || depth < 6 || depth > 24) usage_exit("usage: trees [ITERS] [THREADS] [DEPTH 6..24]\n");
-    uint64_t total = 0;
-    pthread_t *t = xmalloc(threads * sizeof *t);
-    for (long i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)(uintptr_t)i);
-    for (long i = 0; i < threads; i++) { void *rv; pthread_join(t[i], &rv); total += (uintptr_t)rv; }
-    free(t);
-    print_checksum(total);
+    print_checksum(run_threads(run, threads));
     return 0;
 }
