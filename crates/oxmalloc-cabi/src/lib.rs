@@ -212,7 +212,10 @@ pub unsafe extern "C" fn oxmalloc_set_hooks(
             // SAFETY: the slot is written only here, after readers were switched off; a
             // racing reader may still see the previous hooks, which stay valid functions.
             unsafe {
-                *SLOT.get() = Some(hooks::Hooks { on_alloc: a, on_free: f });
+                *SLOT.get() = Some(hooks::Hooks {
+                    on_alloc: a,
+                    on_free: f,
+                });
                 hooks::install((*SLOT.get()).as_ref());
             }
             1

@@ -92,7 +92,10 @@ impl Arena {
             (*a).init(false, index);
             (*h).arena = a;
             let top = (h as *mut u8).add(top_off);
-            let end = round_up(top_off + MINSIZE + tunables::TOP_PAD.load(Relaxed), os::page_size());
+            let end = round_up(
+                top_off + MINSIZE + tunables::TOP_PAD.load(Relaxed),
+                os::page_size(),
+            );
             let end = end.min(HEAP_MAX);
             (*h).size = end;
             (*a).heap = h;
@@ -317,7 +320,10 @@ impl Arena {
                 let ps = prev_size(c);
                 c = c.sub(ps);
                 if size(c) != ps {
-                    os::fatal("corrupted size vs. prev_size while consolidating", c as usize);
+                    os::fatal(
+                        "corrupted size vs. prev_size while consolidating",
+                        c as usize,
+                    );
                 }
                 bins::unlink(c);
                 sz += ps;
@@ -356,7 +362,10 @@ impl Arena {
                     let m = chunk2mem(c);
                     let n = reveal(m, *(m as *const usize), secret);
                     if (n as usize) & ALIGN_MASK != 0 {
-                        os::fatal("malloc_consolidate(): unaligned fastbin chunk detected", n as usize);
+                        os::fatal(
+                            "malloc_consolidate(): unaligned fastbin chunk detected",
+                            n as usize,
+                        );
                     }
                     self.free_to_bins(c, size(c));
                     c = n;
@@ -468,7 +477,10 @@ impl Arena {
         let page = os::page_size();
         if self.brk_mode {
             let have = self.top_size();
-            let Some(want) = (nb + MINSIZE + pad).checked_sub(have).map(|w| round_up(w, page)) else {
+            let Some(want) = (nb + MINSIZE + pad)
+                .checked_sub(have)
+                .map(|w| round_up(w, page))
+            else {
                 return true;
             };
             if want > isize::MAX as usize / 2 {
@@ -539,7 +551,9 @@ impl Arena {
         if nb + MINSIZE + first > HEAP_MAX {
             return false;
         }
-        let Some(h) = heap::new_heap(self, self.heap) else { return false };
+        let Some(h) = heap::new_heap(self, self.heap) else {
+            return false;
+        };
         let page = os::page_size();
         let pad = tunables::TOP_PAD.load(Relaxed);
         let end = round_up(first + nb + MINSIZE + pad, page).min(HEAP_MAX);

@@ -55,7 +55,10 @@ pub struct Bins {
 
 impl Bins {
     pub const fn new() -> Self {
-        Bins { heads: [[core::ptr::null_mut(); 2]; NBINS], map: [0; BINMAP_WORDS] }
+        Bins {
+            heads: [[core::ptr::null_mut(); 2]; NBINS],
+            map: [0; BINMAP_WORDS],
+        }
     }
 
     /// Makes every bin an empty circular list (its header points to itself).

@@ -64,7 +64,10 @@ pub fn ensure_init() {
 #[cold]
 #[inline(never)]
 fn init_slow() {
-    if INIT.compare_exchange(NOT_STARTED, RUNNING, Acquire, Acquire).is_ok() {
+    if INIT
+        .compare_exchange(NOT_STARTED, RUNNING, Acquire, Acquire)
+        .is_ok()
+    {
         // Phase 1: nothing here allocates or calls anything that might.
         os::init_page_size();
         let (a, b) = os::process_random();
@@ -249,7 +252,11 @@ pub fn arena_count() -> usize {
 pub fn thread_arena(tc: *mut ThreadCache) -> *mut Arena {
     // SAFETY: tc is this thread's cache; arenas are never freed.
     unsafe {
-        let a = if (*tc).arena.is_null() { main_arena() } else { (*tc).arena };
+        let a = if (*tc).arena.is_null() {
+            main_arena()
+        } else {
+            (*tc).arena
+        };
         if (*a).poisoned {
             return replace_poisoned(tc);
         }
@@ -296,8 +303,16 @@ pub fn thread_init(tc: *mut ThreadCache) {
             let csize = MINSIZE + 16 * i;
             // By default a bin holds about 8 KiB (at least `count`, at most 4 × count blocks):
             // many small blocks, few large ones. glibc.malloc.tcache_count sets every bin.
-            let n = if fixed { count } else { (8192 / csize).clamp(count, 4 * count) };
-            (*tc).limits[i] = if perturb { 0 } else { n.min(tunables::MAX_TCACHE_COUNT) as u16 };
+            let n = if fixed {
+                count
+            } else {
+                (8192 / csize).clamp(count, 4 * count)
+            };
+            (*tc).limits[i] = if perturb {
+                0
+            } else {
+                n.min(tunables::MAX_TCACHE_COUNT) as u16
+            };
         }
         (*tc).limit = if perturb || count == 0 { 0 } else { 1 };
         let maxreq = tunables::TCACHE_MAX.load(Relaxed).min(TCACHE_MAX_REQUEST);

@@ -33,7 +33,12 @@ pub fn new_heap(arena: *mut Arena, prev: *mut HeapInfo) -> Option<*mut HeapInfo>
     let p = os::mmap_aligned(HEAP_MAX, HEAP_MAX)? as *mut HeapInfo;
     // SAFETY: p is a fresh, writable, suitably aligned mapping of HEAP_MAX bytes.
     unsafe {
-        p.write(HeapInfo { arena, prev, size: HEAP_HDR, _pad: 0 });
+        p.write(HeapInfo {
+            arena,
+            prev,
+            size: HEAP_HDR,
+            _pad: 0,
+        });
     }
     Some(p)
 }

@@ -30,10 +30,15 @@ fn account(len: usize) {
 pub fn map_chunk(nb: usize, align: usize) -> *mut u8 {
     let page = os::page_size();
     let extra = if align > ALIGN { align } else { 0 };
-    let Some(len) = nb.checked_add(SIZE_SZ + extra + page - 1).map(|v| v & !(page - 1)) else {
+    let Some(len) = nb
+        .checked_add(SIZE_SZ + extra + page - 1)
+        .map(|v| v & !(page - 1))
+    else {
         return core::ptr::null_mut();
     };
-    let Some(base) = os::mmap_rw(len) else { return core::ptr::null_mut() };
+    let Some(base) = os::mmap_rw(len) else {
+        return core::ptr::null_mut();
+    };
     let mem = (base as usize + HDR + align - 1) & !(align - 1);
     let c = (mem - HDR) as *mut u8;
     let off = c as usize - base as usize;
@@ -75,13 +80,18 @@ pub unsafe fn remap_chunk(c: *mut u8, nb: usize) -> *mut u8 {
     let (off, sz) = unsafe { (prev_size(c), size(c)) };
     let base = (c as usize - off) as *mut u8;
     let total = sz + off;
-    let Some(new_len) = (nb + off + SIZE_SZ).checked_add(page - 1).map(|v| v & !(page - 1)) else {
+    let Some(new_len) = (nb + off + SIZE_SZ)
+        .checked_add(page - 1)
+        .map(|v| v & !(page - 1))
+    else {
         return core::ptr::null_mut();
     };
     if new_len == total {
         return c;
     }
-    let Some(nbase) = os::mremap(base, total, new_len) else { return core::ptr::null_mut() };
+    let Some(nbase) = os::mremap(base, total, new_len) else {
+        return core::ptr::null_mut();
+    };
     let nc = (nbase as usize + off) as *mut u8;
     // SAFETY: the mapping now spans new_len bytes with the old contents at the same offsets.
     unsafe { set_head(nc, (new_len - off) | IS_MMAPPED) };

@@ -147,7 +147,14 @@ pub fn futex_wait(addr: *const u32, expected: u32) {
 
 pub fn futex_wake_one(addr: *const u32) {
     // SAFETY: addr points to a live u32.
-    unsafe { libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
 }
 
 /// 16 random bytes the kernel gave this process at exec (AT_RANDOM), or a fallback mix.
@@ -159,11 +166,17 @@ pub fn process_random() -> (u64, u64) {
             return (ptr::read_unaligned(p), ptr::read_unaligned(p.add(1)));
         }
     }
-    let mut t: libc::timespec = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut t: libc::timespec = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: t is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
     let x = (t.tv_nsec as u64) ^ ((t.tv_sec as u64) << 32) ^ (&t as *const _ as u64);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15), x.rotate_left(29) ^ 0xD1B5_4A32_D192_ED03)
+    (
+        x.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        x.rotate_left(29) ^ 0xD1B5_4A32_D192_ED03,
+    )
 }
 
 /// The number of CPUs this process may run on: its affinity mask, capped by a cgroup v2/v1
@@ -191,7 +204,10 @@ pub fn usable_cpus() -> usize {
 fn read_small_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
     // SAFETY: path is NUL-terminated by callers; buf is a valid writable slice.
     unsafe {
-        let fd = libc::open(path.as_ptr() as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC);
+        let fd = libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         if fd < 0 {
             return None;
         }

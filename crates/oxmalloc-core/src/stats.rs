@@ -141,7 +141,11 @@ pub fn malloc_info(out: &mut dyn FnMut(&[u8])) {
         out(w.as_bytes());
         for &(lo, hi, n, total) in &sizes[..ns] {
             w.clear();
-            let _ = write!(w, "  <size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>\n", lo, hi, total, n);
+            let _ = write!(
+                w,
+                "  <size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>\n",
+                lo, hi, total, n
+            );
             out(w.as_bytes());
         }
         w.clear();

@@ -9,7 +9,9 @@ pub struct Mutex {
 
 impl Mutex {
     pub const fn new() -> Self {
-        Mutex { state: AtomicU32::new(0) }
+        Mutex {
+            state: AtomicU32::new(0),
+        }
     }
 
     #[inline]

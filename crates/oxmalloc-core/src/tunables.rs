@@ -200,7 +200,9 @@ pub fn read_environment() {
     // GLIBC_TUNABLES=glibc.malloc.NAME=VALUE:glibc.malloc.NAME=VALUE (other namespaces ignored).
     if let Some(t) = getenv(b"GLIBC_TUNABLES\0") {
         for item in t.split(|&c| c == b':') {
-            let Some(eq) = item.iter().position(|&c| c == b'=') else { continue };
+            let Some(eq) = item.iter().position(|&c| c == b'=') else {
+                continue;
+            };
             let (key, val) = (&item[..eq], &item[eq + 1..]);
             if let Some(name) = key.strip_prefix(b"glibc.malloc.") {
                 apply(name, val);

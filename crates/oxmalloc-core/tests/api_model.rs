@@ -33,7 +33,10 @@ fn random_operations_match_a_shadow_model() {
     let mut live: BTreeMap<usize, (usize, u8, usize)> = BTreeMap::new();
     let check = |p: usize, n: usize, b: u8| unsafe {
         let s = std::slice::from_raw_parts(p as *const u8, n);
-        assert!(s.iter().all(|&x| x == b), "block {p:#x} size {n} lost its contents");
+        assert!(
+            s.iter().all(|&x| x == b),
+            "block {p:#x} size {n} lost its contents"
+        );
         assert!(api::usable_size(p as *mut u8) >= n);
     };
     for step in 0..60_000u32 {
@@ -105,7 +108,10 @@ fn failures_are_null_with_enomem_and_leave_blocks_intact() {
         api::free(p);
         let mut out = std::ptr::null_mut();
         assert_eq!(api::posix_memalign(&mut out, 24, 10), libc::EINVAL);
-        assert_eq!(api::posix_memalign(&mut out, 64, usize::MAX / 2), libc::ENOMEM);
+        assert_eq!(
+            api::posix_memalign(&mut out, 64, usize::MAX / 2),
+            libc::ENOMEM
+        );
         assert!(out.is_null());
     }
 }

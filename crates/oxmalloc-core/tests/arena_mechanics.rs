@@ -119,7 +119,12 @@ fn trimming_gives_the_top_back() {
         let sys = a.system_mem;
         a.int_free(c, 8 << 20, SECRET);
         // Freeing into the top above the trim threshold trims it at once.
-        assert!(a.system_mem < sys - (4 << 20), "{} -> {}", sys, a.system_mem);
+        assert!(
+            a.system_mem < sys - (4 << 20),
+            "{} -> {}",
+            sys,
+            a.system_mem
+        );
         assert!(!a.trim(0, SECRET) || a.top_size_pub() < 1 << 20);
     }
 }

@@ -25,11 +25,15 @@ fn collections_work_and_keep_contents() {
         b.insert(i, vec![i as u8; (i % 300) as usize]);
     }
     assert_eq!(b.len(), 20_000);
-    assert!(b.iter().all(|(k, v)| v.len() == (k % 300) as usize && v.iter().all(|&x| x == *k as u8)));
+    assert!(b
+        .iter()
+        .all(|(k, v)| v.len() == (k % 300) as usize && v.iter().all(|&x| x == *k as u8)));
     let mut d: VecDeque<String> = (0..10_000).map(|i| i.to_string()).collect();
     d.rotate_left(17);
     assert_eq!(d[0], "17");
-    let s: String = (0..10_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let s: String = (0..10_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     assert_eq!(s.len(), 10_000);
 }
 
@@ -95,7 +99,9 @@ fn any_layout_alignment_is_honoured() {
                 assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
                 let q = GLOBAL.realloc(p, l, size * 2 + 1);
                 assert_eq!(q as usize % align, 0);
-                assert!(std::slice::from_raw_parts(q, size).iter().all(|&b| b == 0xAB));
+                assert!(std::slice::from_raw_parts(q, size)
+                    .iter()
+                    .all(|&b| b == 0xAB));
                 GLOBAL.dealloc(q, Layout::from_size_align(size * 2 + 1, align).unwrap());
                 GLOBAL.dealloc(z, l);
             }
