@@ -4,7 +4,7 @@
 use crate::arena::round_up;
 use crate::chunk::*;
 use crate::global::{self, arena_for_chunk, lock_arena, thread_arena, unlock_arena};
-use crate::tcache::{self, ACTIVE, UNINIT};
+use crate::tcache::{self, UNINIT};
 use crate::{hooks, large, os, tls, tunables};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering::Relaxed;
@@ -46,62 +46,84 @@ unsafe fn malloc_slow(n: usize) -> *mut u8 {
         return null_mut();
     }
     let nb = request2size(n);
-    let tc = tls::current();
     // SAFETY: tc is this thread's cache.
     unsafe {
-        if (*tc).state == UNINIT {
-            global::thread_init(tc);
-        }
+        let tc = thread_cache();
         let mut m = null_mut();
-        if (*tc).state == ACTIVE && (*tc).limit > 0 && nb - MINSIZE <= (*tc).max_off {
-            m = tcache::refill(tc, tcache_index(nb), nb);
+        if let Some(idx) = tcache::bin_for(tc, nb) {
+            m = tcache::refill(tc, idx, nb);
         }
         if m.is_null() {
             // No cache, or the arena is out of memory: the other path may still succeed.
-            m = alloc_chunk(tc, nb);
+            m = alloc_chunk(tc, nb, ALIGN);
         }
-        if m.is_null() {
-            os::set_errno(libc::ENOMEM);
-            return m;
-        }
-        let p = tunables::PERTURB.load(Relaxed);
-        if p != 0 {
-            core::ptr::write_bytes(m, (p ^ 0xff) as u8, n);
-        }
-        hooks::on_alloc(m, n);
-        m
+        finish_alloc(m, n)
     }
 }
 
-/// Allocates a chunk of `nb` bytes from the mmap path or the thread's arena, falling back to
-/// the other when one fails. Returns the user pointer or null.
-unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize) -> *mut u8 {
-    let mut tried_mmap = false;
-    if large::wants_mmap(nb) {
-        tried_mmap = true;
-        let c = large::map_chunk(nb, ALIGN);
+/// This thread's cache, set up on the thread's first slow-path call (which also runs the
+/// process's initialisation).
+#[inline]
+fn thread_cache() -> *mut tcache::ThreadCache {
+    let tc = tls::current();
+    // SAFETY: tc is this thread's cache.
+    if unsafe { (*tc).state } == UNINIT {
+        global::thread_init(tc);
+    }
+    tc
+}
+
+/// Allocates a chunk of `nb` bytes whose user pointer is aligned to `align` (16 or a larger
+/// power of two) from the mmap path or the thread's arena, falling back to the other when one
+/// fails. Returns the user pointer or null.
+unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> *mut u8 {
+    let mapped = large::wants_mmap(nb);
+    if mapped {
+        let c = large::map_chunk(nb, align);
         if !c.is_null() {
             // SAFETY: c is a fresh mmapped chunk.
             return unsafe { chunk2mem(c) };
         }
     }
     let a = thread_arena(tc);
+    let secret = global::SECRET.load(Relaxed);
     lock_arena(a);
     // SAFETY: the arena is locked.
-    let c = unsafe { (*a).int_malloc(nb, global::SECRET.load(Relaxed)) };
-    unlock_arena(a);
-    if !c.is_null() {
-        // SAFETY: c is an in-use chunk.
-        return unsafe { chunk2mem(c) };
-    }
-    if !tried_mmap {
-        let c = large::map_chunk(nb, ALIGN);
-        if !c.is_null() {
-            // SAFETY: as above.
-            return unsafe { chunk2mem(c) };
+    let c = unsafe {
+        if align <= ALIGN {
+            (*a).int_malloc(nb, secret)
+        } else {
+            (*a).int_memalign(align, nb, secret)
         }
+    };
+    unlock_arena(a);
+    let c = if c.is_null() && !mapped {
+        large::map_chunk(nb, align)
+    } else {
+        c
+    };
+    if c.is_null() {
+        null_mut()
+    } else {
+        // SAFETY: c is an in-use chunk.
+        unsafe { chunk2mem(c) }
     }
-    null_mut()
+}
+
+/// The common end of every slow allocation: ENOMEM on failure, MALLOC_PERTURB_ filling and
+/// the tracking hook on success.
+unsafe fn finish_alloc(m: *mut u8, n: usize) -> *mut u8 {
+    if m.is_null() {
+        os::set_errno(libc::ENOMEM);
+        return m;
+    }
+    let p = tunables::PERTURB.load(Relaxed);
+    if p != 0 {
+        // SAFETY: m has at least n usable bytes.
+        unsafe { core::ptr::write_bytes(m, (p ^ 0xff) as u8, n) };
+    }
+    hooks::on_alloc(m, n);
+    m
 }
 
 // ------------------------------------------------------------------ free
@@ -170,9 +192,8 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, h: usize) {
             os::fatal("free(): invalid size", p as usize);
         }
         let tc = tls::current();
-        if (*tc).state == ACTIVE && (*tc).limit > 0 && sz - MINSIZE <= (*tc).max_off {
+        if let Some(idx) = tcache::bin_for(tc, sz) {
             // The bin is full: return half of it to the arenas in one batch.
-            let idx = tcache_index(sz);
             if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
                 tcache::check_double_free(tc, idx, p);
             }
@@ -306,41 +327,9 @@ pub unsafe fn memalign(align: usize, n: usize) -> *mut u8 {
             os::set_errno(libc::ENOMEM);
             return null_mut();
         }
-        global::ensure_init();
         let nb = request2size(n);
-        let tc = tls::current();
-        if (*tc).state == UNINIT {
-            global::thread_init(tc);
-        }
-        let mut m = null_mut();
-        let mut tried_mmap = false;
-        if large::wants_mmap(nb) {
-            tried_mmap = true;
-            let c = large::map_chunk(nb, align);
-            if !c.is_null() {
-                m = chunk2mem(c);
-            }
-        }
-        if m.is_null() {
-            let a = thread_arena(tc);
-            lock_arena(a);
-            let c = (*a).int_memalign(align, nb, global::SECRET.load(Relaxed));
-            unlock_arena(a);
-            if !c.is_null() {
-                m = chunk2mem(c);
-            } else if !tried_mmap {
-                let c = large::map_chunk(nb, align);
-                if !c.is_null() {
-                    m = chunk2mem(c);
-                }
-            }
-        }
-        if m.is_null() {
-            os::set_errno(libc::ENOMEM);
-        } else {
-            hooks::on_alloc(m, n);
-        }
-        m
+        let tc = thread_cache();
+        finish_alloc(alloc_chunk(tc, nb, align), n)
     }
 }
 

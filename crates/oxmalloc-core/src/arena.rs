@@ -108,17 +108,13 @@ impl Arena {
     }
 
     #[inline(always)]
-    fn top_size(&self) -> usize {
+    pub fn top_size(&self) -> usize {
         if self.top.is_null() {
             0
         } else {
             // SAFETY: top is a valid chunk header while non-null.
             unsafe { size(self.top) }
         }
-    }
-
-    pub fn top_size_pub(&self) -> usize {
-        self.top_size()
     }
 
     pub fn has_fast(&self) -> bool {
@@ -226,7 +222,7 @@ impl Arena {
                     self.consolidate(secret);
                     continue;
                 }
-                if !self.grow(nb, secret) {
+                if !self.grow(nb) {
                     return null_mut();
                 }
                 return self.split_top(nb);
@@ -312,7 +308,7 @@ impl Arena {
                 os::fatal("double free or corruption (top)", chunk2mem(c) as usize);
             }
             let bit = head(c) & IN_HEAP;
-            let mut nx = c.add(sz);
+            let nx = c.add(sz);
             if !prev_inuse(nx) {
                 os::fatal("double free or corruption (!prev)", chunk2mem(c) as usize);
             }
@@ -343,8 +339,6 @@ impl Arena {
                 sz += size(nx);
                 set_head(c, sz | PREV_INUSE | bit);
                 self.top = c;
-                nx = c;
-                let _ = nx;
             }
             sz
         }
@@ -392,13 +386,12 @@ impl Arena {
                 }
                 return true;
             }
-            let mut nx = c.add(old);
+            let nx = c.add(old);
             if nx == self.top && old + self.top_size() < nb + MINSIZE {
                 // Grow the top first; it may move to a new segment, then we cannot extend.
-                if !self.grow(nb - old, secret) {
+                if !self.grow(nb - old) {
                     return false;
                 }
-                nx = c.add(old);
             }
             if nx == self.top {
                 let total = old + self.top_size();
@@ -472,7 +465,7 @@ impl Arena {
     // ---------------------------------------------------------------- the system
 
     /// Makes the top at least `nb + MINSIZE` bytes, by brk or in a heap. Lock held.
-    unsafe fn grow(&mut self, nb: usize, secret: usize) -> bool {
+    unsafe fn grow(&mut self, nb: usize) -> bool {
         let pad = tunables::TOP_PAD.load(Relaxed);
         let page = os::page_size();
         if self.brk_mode {
@@ -507,7 +500,7 @@ impl Arena {
                     // SAFETY: the old top (if any) is retired with fenceposts; the new range
                     // is fresh memory owned by this arena.
                     unsafe {
-                        self.retire_top(secret);
+                        self.retire_top();
                         self.top = start as *mut u8;
                         set_head(self.top, len | PREV_INUSE);
                     }
@@ -519,7 +512,7 @@ impl Arena {
                     // The break cannot move (RLIMIT_DATA, a mapping in the way): use heaps.
                     self.brk_mode = false;
                     // SAFETY: retires the brk top; new_heap_top sets a fresh one.
-                    return unsafe { self.new_heap_top(nb, secret) };
+                    return unsafe { self.new_heap_top(nb) };
                 }
             }
         }
@@ -542,11 +535,11 @@ impl Arena {
             }
         }
         // SAFETY: as above.
-        unsafe { self.new_heap_top(nb, secret) }
+        unsafe { self.new_heap_top(nb) }
     }
 
     /// Starts a new heap for this arena and moves the top there.
-    unsafe fn new_heap_top(&mut self, nb: usize, secret: usize) -> bool {
+    unsafe fn new_heap_top(&mut self, nb: usize) -> bool {
         let first = HEAP_HDR;
         if nb + MINSIZE + first > HEAP_MAX {
             return false;
@@ -559,7 +552,7 @@ impl Arena {
         let end = round_up(first + nb + MINSIZE + pad, page).min(HEAP_MAX);
         // SAFETY: the old top is retired behind fenceposts; h is fresh and writable.
         unsafe {
-            self.retire_top(secret);
+            self.retire_top();
             (*h).size = end;
             self.heap = h;
             self.top = (h as *mut u8).add(first);
@@ -571,7 +564,7 @@ impl Arena {
 
     /// Ends the current top's segment: two fencepost chunks mark the end, and the rest of
     /// the old top is freed into the bins.
-    unsafe fn retire_top(&mut self, _secret: usize) {
+    unsafe fn retire_top(&mut self) {
         let t = self.top;
         if t.is_null() {
             return;

@@ -243,10 +243,6 @@ fn attach_arena() -> *mut Arena {
     pick
 }
 
-pub fn arena_count() -> usize {
-    NARENAS.load(Relaxed)
-}
-
 /// The arena this thread allocates from when it bypasses (or has no) cache.
 #[inline]
 pub fn thread_arena(tc: *mut ThreadCache) -> *mut Arena {
@@ -295,28 +291,7 @@ pub fn thread_init(tc: *mut ThreadCache) {
         (*tc).arena = attach_arena();
         // A non-null value makes glibc run thread_exit when the thread ends.
         libc::pthread_setspecific(KEY.load(Relaxed), tc as *const libc::c_void);
-        let count = tunables::TCACHE_COUNT.load(Relaxed);
-        let perturb = tunables::PERTURB.load(Relaxed) != 0;
-        let count = count.min(tunables::MAX_TCACHE_COUNT);
-        let fixed = tunables::TCACHE_COUNT_SET.load(Relaxed);
-        for i in 0..TCACHE_BINS {
-            let csize = MINSIZE + 16 * i;
-            // By default a bin holds about 8 KiB (at least `count`, at most 4 × count blocks):
-            // many small blocks, few large ones. glibc.malloc.tcache_count sets every bin.
-            let n = if fixed {
-                count
-            } else {
-                (8192 / csize).clamp(count, 4 * count)
-            };
-            (*tc).limits[i] = if perturb {
-                0
-            } else {
-                n.min(tunables::MAX_TCACHE_COUNT) as u16
-            };
-        }
-        (*tc).limit = if perturb || count == 0 { 0 } else { 1 };
-        let maxreq = tunables::TCACHE_MAX.load(Relaxed).min(TCACHE_MAX_REQUEST);
-        (*tc).max_off = request2size(maxreq) - MINSIZE;
+        tcache::configure(tc);
         (*tc).state = ACTIVE;
     }
 }
@@ -330,7 +305,6 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
         if (*tc).state != ACTIVE {
             return;
         }
-        (*tc).limit = 0;
         (*tc).limits = [0; TCACHE_BINS];
         tcache::flush_all(tc);
         (*tc).state = DEAD;
@@ -429,11 +403,3 @@ extern "C" fn fork_child() {
         }
     }
 }
-
-/// Whether thread caches exist at all (for statistics).
-pub fn thread_state() -> u8 {
-    // SAFETY: reads this thread's own state.
-    unsafe { (*tls::current()).state }
-}
-
-pub const _STATES: [u8; 4] = [UNINIT, ACTIVE, INITIALIZING, DEAD];

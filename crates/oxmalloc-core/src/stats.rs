@@ -49,7 +49,7 @@ pub fn arena_figures(a: *mut Arena) -> ArenaFigures {
             free_bytes: free,
             fast_chunks: nfast,
             fast_bytes: fast,
-            top: (*a).top_size_pub(),
+            top: (*a).top_size(),
         }
     };
     unlock_arena(a);

@@ -16,11 +16,9 @@ pub struct ThreadCache {
     /// List heads (user pointers); each block's first word holds the mangled next pointer.
     pub entries: [*mut u8; TCACHE_BINS],
     pub counts: [u16; TCACHE_BINS],
-    /// Blocks each bin may hold; all 0 while the cache is not active, which sends every free
-    /// to the slow path.
+    /// Blocks each bin may hold; all 0 while the cache is not active (or disabled), which
+    /// sends every free to the slow path.
     pub limits: [u16; TCACHE_BINS],
-    /// Non-zero while the cache is active.
-    pub limit: u16,
     pub state: u8,
     /// Largest chunk size minus MINSIZE that the cache holds.
     pub max_off: usize,
@@ -34,6 +32,46 @@ pub struct ThreadCache {
     pub held: *mut Arena,
     /// Whether this thread holds the arena-list lock.
     pub holds_list: bool,
+}
+
+/// Sets the bins' capacities and the largest cached size from the tunables (thread start).
+/// By default a bin holds about 8 KiB, at least `tcache_count` and at most 4 × that many
+/// blocks: many small blocks, few large ones. An explicit glibc.malloc.tcache_count sets every
+/// bin to exactly that count; MALLOC_PERTURB_ turns the cache off so every block is filled.
+pub unsafe fn configure(tc: *mut ThreadCache) {
+    use crate::tunables::{self, MAX_TCACHE_COUNT};
+    use core::sync::atomic::Ordering::Relaxed;
+    let count = tunables::TCACHE_COUNT.load(Relaxed).min(MAX_TCACHE_COUNT);
+    let fixed = tunables::TCACHE_COUNT_SET.load(Relaxed);
+    let off = tunables::PERTURB.load(Relaxed) != 0;
+    for i in 0..TCACHE_BINS {
+        let csize = MINSIZE + 16 * i;
+        let n = if off {
+            0
+        } else if fixed {
+            count
+        } else {
+            (8192 / csize).clamp(count, 4 * count)
+        };
+        // SAFETY: tc is this thread's cache.
+        unsafe { (*tc).limits[i] = n.min(MAX_TCACHE_COUNT) as u16 };
+    }
+    let maxreq = tunables::TCACHE_MAX.load(Relaxed).min(TCACHE_MAX_REQUEST);
+    // SAFETY: as above.
+    unsafe { (*tc).max_off = request2size(maxreq) - MINSIZE };
+}
+
+/// The bin that caches chunks of size `nb` for this thread, if the cache is on for that size.
+#[inline]
+pub unsafe fn bin_for(tc: *mut ThreadCache, nb: usize) -> Option<usize> {
+    // SAFETY: tc is this thread's cache.
+    unsafe {
+        if (*tc).state != ACTIVE || nb - MINSIZE > (*tc).max_off {
+            return None;
+        }
+        let idx = tcache_index(nb);
+        ((*tc).limits[idx] > 0).then_some(idx)
+    }
 }
 
 /// Takes a block from bin `idx`, or null.

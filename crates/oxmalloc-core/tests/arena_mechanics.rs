@@ -125,6 +125,6 @@ fn trimming_gives_the_top_back() {
             sys,
             a.system_mem
         );
-        assert!(!a.trim(0, SECRET) || a.top_size_pub() < 1 << 20);
+        assert!(!a.trim(0, SECRET) || a.top_size() < 1 << 20);
     }
 }
