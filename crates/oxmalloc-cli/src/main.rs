@@ -18,8 +18,9 @@
 //!
 //! The command runs with `LD_PRELOAD` set to the library, prepended to any
 //! `LD_PRELOAD` already in the environment. `--stats` additionally sets
-//! `OXMALLOC_STATS_AT_EXIT=1`, which makes the library print `malloc_stats()`
-//! to stderr when the program exits.
+//! `OXMALLOC_STATS_AT_EXIT=<this process's pid>`, which makes the library print
+//! `malloc_stats()` to stderr when the command exits (only in the command, a
+//! direct child of this process, not in the processes it starts).
 //!
 //! Exit status: the command's own status, or 128+N when it was killed by
 //! signal N; 2 for usage errors, a missing library or a command that cannot
@@ -49,7 +50,7 @@ Usage:
 
 Options for `run`:
   --stats        print malloc_stats() to stderr when CMD exits
-                 (sets OXMALLOC_STATS_AT_EXIT=1 for CMD)
+                 (sets OXMALLOC_STATS_AT_EXIT=<pid of oxmalloc> for CMD)
   --lib PATH     use this liboxmalloc.so
   --             end of options; everything after it is CMD and its ARGS
 
@@ -216,7 +217,9 @@ fn run(opts: RunOpts) -> Result<u8, Error> {
     let mut cmd = Command::new(program);
     cmd.args(&opts.command[1..]).env("LD_PRELOAD", &preload);
     if opts.stats {
-        cmd.env(ENV_STATS, "1");
+        // Our pid: the library then reports only in its direct children (the command itself,
+        // exec chains included), not in every process the command starts.
+        cmd.env(ENV_STATS, std::process::id().to_string());
         eprintln!(
             "oxmalloc: running {} with {}",
             shell_words(&opts.command),

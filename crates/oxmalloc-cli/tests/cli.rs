@@ -286,7 +286,9 @@ fn stats_sets_env_and_prints_header() {
     let lib = dummy_lib("stats");
     let (pre, stats, o) = child_env(oxmalloc(["run", "--stats", "--lib"]).arg(&lib).arg("--"));
     assert_eq!(pre, lib.to_str().unwrap());
-    assert_eq!(stats, "1");
+    // The oxmalloc process's pid: `sh` is its direct child, so `$PPID` names it.
+    let pid: u32 = stats.parse().expect("a pid");
+    assert!(pid > 1, "{stats}");
     let err = stderr(&o);
     let header = err
         .lines()
@@ -591,5 +593,17 @@ fn real_library_stats_at_exit() {
         );
     }
     // Exactly one process, so exactly one report.
+    assert_eq!(err.matches("Arena 0:").count(), 1, "{err}");
+
+    // A command that starts processes of its own: still one report, the command's.
+    let o = run(oxmalloc(["run", "--stats", "--lib"]).arg(&lib).args([
+        "--",
+        "/bin/bash",
+        "-c",
+        "/bin/bash -c 'echo inner'; x=$(echo sub; exit 0); echo $x; echo outer",
+    ]));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "inner\nsub\nouter\n");
+    let err = stderr(&o);
     assert_eq!(err.matches("Arena 0:").count(), 1, "{err}");
 }

@@ -108,23 +108,51 @@ fn init_thread_machinery() {
         }
         KEY.store(k, Relaxed);
         libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
-        if env_flag(b"OXMALLOC_STATS_AT_EXIT\0") {
+        if stats_wanted() {
             libc::atexit(stats_at_exit);
         }
     }
     KEY_STATE.store(2, Release);
 }
 
-fn env_flag(name: &[u8]) -> bool {
-    // SAFETY: name is NUL-terminated; getenv does not allocate.
-    unsafe {
-        let p = libc::getenv(name.as_ptr() as *const libc::c_char);
-        !p.is_null() && *p != 0 && *p != b'0' as libc::c_char
+/// OXMALLOC_STATS_AT_EXIT: "1" (or any non-numeric value but "0") reports in every process
+/// that inherits it; a process id N > 1 reports only in the direct children of N, which is
+/// how `oxmalloc run --stats` gets one report for its command and none for the command's
+/// own helpers (a pyenv shim's subshells, say).
+fn stats_wanted() -> bool {
+    // SAFETY: the name is NUL-terminated; getenv does not allocate; the value is a C string.
+    let v = unsafe {
+        let p = libc::getenv(c"OXMALLOC_STATS_AT_EXIT".as_ptr());
+        if p.is_null() {
+            return false;
+        }
+        core::ffi::CStr::from_ptr(p).to_bytes()
+    };
+    match tunables::parse_num(v) {
+        Some(0) => false,
+        Some(1) | None => !v.is_empty(),
+        Some(pid) => {
+            STATS_PARENT.store(pid, Relaxed);
+            is_child_of(pid)
+        }
     }
 }
 
+/// The process whose direct children report at exit (0: every process).
+static STATS_PARENT: AtomicUsize = AtomicUsize::new(0);
+
+fn is_child_of(pid: usize) -> bool {
+    // SAFETY: getppid has no preconditions.
+    (unsafe { libc::getppid() }) as usize == pid
+}
+
 extern "C" fn stats_at_exit() {
-    crate::stats::malloc_stats();
+    // A forked copy of the command (a shell's subshell) inherits this hook: only the process
+    // that is still the parent's direct child reports.
+    let parent = STATS_PARENT.load(Relaxed);
+    if parent == 0 || is_child_of(parent) {
+        crate::stats::malloc_stats();
+    }
 }
 
 // ------------------------------------------------------------------ locks
