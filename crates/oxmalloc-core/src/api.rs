@@ -5,7 +5,7 @@ use crate::arena::round_up;
 use crate::chunk::*;
 use crate::global::{self, arena_for_chunk, lock_arena, thread_arena, unlock_arena};
 use crate::tcache::{self, UNINIT};
-use crate::{hooks, large, os, tls, tunables};
+use crate::{hooks, large, os, registry, tls, tunables};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -81,8 +81,7 @@ unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> 
     if mapped {
         let c = large::map_chunk(nb, align);
         if !c.is_null() {
-            // SAFETY: c is a fresh mmapped chunk.
-            return unsafe { chunk2mem(c) };
+            return chunk2mem(c);
         }
     }
     let a = thread_arena(tc);
@@ -105,8 +104,7 @@ unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> 
     if c.is_null() {
         null_mut()
     } else {
-        // SAFETY: c is an in-use chunk.
-        unsafe { chunk2mem(c) }
+        chunk2mem(c)
     }
 }
 
@@ -151,52 +149,157 @@ unsafe fn free_tracked(p: *mut u8) {
 
 #[inline(always)]
 unsafe fn free_untracked(p: *mut u8) {
-    // SAFETY: p was returned by this allocator (checked cheaply below and on the slow path).
+    let c = mem2chunk(p);
+    if (c as usize) & ALIGN_MASK != 0 || !registry::in_arena_memory(c as usize) {
+        // SAFETY: forwarded; that path reads no header before the registry vouches for it.
+        return unsafe { free_outside(p) };
+    }
+    // SAFETY: c is aligned and lies in arena memory, so its header is readable; the tag
+    // check below proves oxmalloc wrote it, for this address and size, and that the block is
+    // in use.
     unsafe {
-        let c = mem2chunk(p);
         let h = head(c);
-        let sz = h & !FLAGS;
+        let sz = h & SIZE_BITS;
+        if h & CHECK_MASK != tag(c, sz) {
+            bad_header(p, h, Caller::Free);
+        }
         let tc = tls::current();
         let off = sz.wrapping_sub(MINSIZE);
-        if h & IS_MMAPPED == 0 && off <= (*tc).max_off {
+        if off <= (*tc).max_off {
             // max_off <= 1008, so idx < 64.
             let idx = (off >> 4) & (TCACHE_BINS - 1);
-            if (*tc).counts[idx] < (*tc).limits[idx] && ((p as usize) | sz) & ALIGN_MASK == 0 {
+            if (*tc).counts[idx] < (*tc).limits[idx] {
                 if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
-                    tcache::check_double_free(tc, idx, p);
+                    tcache::double_free(tc, idx, p);
                 }
                 tcache::push(tc, idx, p);
                 return;
             }
         }
-        free_slow(p, c, h);
+        free_slow(p, c, sz);
+    }
+}
+
+/// Who is validating a pointer: names the function in the abort message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Free,
+    Realloc,
+    UsableSize,
+}
+
+/// Aborts for a header that fails its check at a user pointer inside arena memory: a block
+/// freed already (valid tag, free mark), or not a block oxmalloc returned (interior, stack or
+/// stray pointer), or one whose header was overwritten.
+#[cold]
+#[inline(never)]
+fn bad_header(p: *mut u8, h: usize, who: Caller) -> ! {
+    let c = p.wrapping_sub(HDR);
+    let freed = h & FREE_BIT != 0 && tag_ok(c, h) && h & IS_MMAPPED == 0;
+    let msg = match (who, freed) {
+        (Caller::Free, true) => "free(): double free detected",
+        (Caller::Realloc, true) => "realloc(): invalid pointer (block already freed)",
+        (Caller::UsableSize, true) => "malloc_usable_size(): invalid pointer (block already freed)",
+        (Caller::Free, false) => "free(): invalid pointer or corrupted chunk header",
+        (Caller::Realloc, false) => "realloc(): invalid pointer or corrupted chunk header",
+        (Caller::UsableSize, false) => {
+            "malloc_usable_size(): invalid pointer or corrupted chunk header"
+        }
+    };
+    os::fatal(msg, p as usize)
+}
+
+/// A pointer outside arena memory: an mmapped block (looked up in the registry) or misuse.
+/// Returns the mapping's length; with `remove`, the block is also unregistered.
+#[cold]
+#[inline(never)]
+fn outside(p: *mut u8, who: Caller, remove: bool) -> usize {
+    let c = p.wrapping_sub(HDR);
+    let known = if (p as usize) & ALIGN_MASK != 0 {
+        registry::Mapped::Unknown
+    } else if remove {
+        registry::map_remove(c as usize)
+    } else {
+        registry::map_lookup(c as usize)
+    };
+    let msg = match (known, who) {
+        (registry::Mapped::Live(len), _) => {
+            // SAFETY: the registry vouches that c heads a live mapping.
+            if unsafe { large::header_ok(c, len) } {
+                return len;
+            }
+            match who {
+                Caller::Free => "free(): corrupted chunk header (mmapped block)",
+                Caller::Realloc => "realloc(): corrupted chunk header (mmapped block)",
+                Caller::UsableSize => "malloc_usable_size(): corrupted chunk header",
+            }
+        }
+        (registry::Mapped::Freed, Caller::Free) => "free(): double free detected (mmapped block)",
+        (registry::Mapped::Freed, Caller::Realloc) => {
+            "realloc(): invalid pointer (block already freed)"
+        }
+        (registry::Mapped::Freed, Caller::UsableSize) => {
+            "malloc_usable_size(): invalid pointer (block already freed)"
+        }
+        (registry::Mapped::Unknown, Caller::Free) => "free(): invalid pointer",
+        (registry::Mapped::Unknown, Caller::Realloc) => "realloc(): invalid pointer",
+        (registry::Mapped::Unknown, Caller::UsableSize) => "malloc_usable_size(): invalid pointer",
+    };
+    os::fatal(msg, p as usize)
+}
+
+/// The chunk header of live block `p` (validated; aborts on misuse) and, for an mmapped
+/// block, the length of its mapping.
+#[inline]
+unsafe fn checked_head(p: *mut u8, who: Caller) -> (usize, Option<usize>) {
+    let c = mem2chunk(p);
+    if (c as usize) & ALIGN_MASK == 0 && registry::in_arena_memory(c as usize) {
+        // SAFETY: aligned and inside arena memory: readable.
+        let h = unsafe { head(c) };
+        if h & CHECK_MASK != tag(c, h & SIZE_BITS) {
+            bad_header(p, h, who);
+        }
+        // A block in some thread's cache carries the cached-block key in its second word.
+        // SAFETY: a valid in-use header: the block has at least 16 usable bytes.
+        if unsafe { *(p.add(SIZE_SZ) as *const usize) } == global::TCACHE_KEY.load(Relaxed) {
+            bad_header(p, h | FREE_BIT, who);
+        }
+        (h, None)
+    } else {
+        let len = outside(p, who, false);
+        // SAFETY: the registry vouched for the mapping.
+        (unsafe { head(c) }, Some(len))
     }
 }
 
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut u8, c: *mut u8, h: usize) {
+unsafe fn free_outside(p: *mut u8) {
     let saved = os::errno();
-    if (p as usize) & ALIGN_MASK != 0 {
-        os::fatal("free(): invalid pointer", p as usize);
+    let len = outside(p, Caller::Free, true);
+    // SAFETY: a live mmapped block, now unregistered.
+    unsafe { large::unmap_chunk(mem2chunk(p), len) };
+    os::set_errno(saved);
+}
+
+/// Frees in-use arena block `p` (header validated) when its tcache bin is full or the size is
+/// not cached.
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut u8, c: *mut u8, sz: usize) {
+    let saved = os::errno();
+    if sz < MINSIZE {
+        os::fatal("free(): invalid size", p as usize);
     }
-    // SAFETY: p passed the alignment check; the header was read by the caller.
+    // SAFETY: p is a validated in-use block of size sz.
     unsafe {
-        if h & IS_MMAPPED != 0 {
-            large::unmap_chunk(c);
-            os::set_errno(saved);
-            return;
-        }
-        let sz = h & !FLAGS;
-        if sz < MINSIZE || sz & ALIGN_MASK != 0 {
-            os::fatal("free(): invalid size", p as usize);
-        }
         let tc = tls::current();
+        // Checked here against the global key too: this thread's cache may not be set up.
+        if *(p.add(SIZE_SZ) as *const usize) == global::TCACHE_KEY.load(Relaxed) {
+            tcache::double_free(tc, tcache_index(sz.min(TCACHE_MAX_CHUNK)), p);
+        }
         if let Some(idx) = tcache::bin_for(tc, sz) {
             // The bin is full: return half of it to the arenas in one batch.
-            if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
-                tcache::check_double_free(tc, idx, p);
-            }
             tcache::flush(tc, idx, ((*tc).limits[idx] as usize).div_ceil(2));
             tcache::push(tc, idx, p);
         } else {
@@ -252,13 +355,13 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
             return null_mut();
         }
         let c = mem2chunk(p);
-        let h = head(c);
-        if (p as usize) & ALIGN_MASK != 0 || (h & !FLAGS) < MINSIZE {
-            os::fatal("realloc(): invalid pointer", p as usize);
+        let (h, mapped) = checked_head(p, Caller::Realloc);
+        if (h & SIZE_BITS) < MINSIZE {
+            os::fatal("realloc(): invalid size", p as usize);
         }
         let nb = request2size(n);
         let old_usable = crate::chunk::usable_size(c);
-        if h & IS_MMAPPED != 0 {
+        if mapped.is_some() {
             let saved = os::errno();
             let nc = large::remap_chunk(c, nb);
             os::set_errno(saved);
@@ -274,7 +377,7 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
                 return p;
             }
         } else {
-            let old = h & !FLAGS;
+            let old = h & SIZE_BITS;
             if old >= nb && old - nb < MINSIZE {
                 return p;
             }
@@ -383,8 +486,11 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    // SAFETY: p is a live block.
-    unsafe { crate::chunk::usable_size(mem2chunk(p)) }
+    // SAFETY: p is validated before its header is used.
+    unsafe {
+        checked_head(p, Caller::UsableSize);
+        crate::chunk::usable_size(mem2chunk(p))
+    }
 }
 
 /// malloc_trim: returns free memory to the OS in every arena; 1 if any was released.

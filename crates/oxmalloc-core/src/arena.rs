@@ -100,7 +100,7 @@ impl Arena {
             (*h).size = end;
             (*a).heap = h;
             (*a).top = top;
-            set_head(top, (end - top_off) | PREV_INUSE | IN_HEAP);
+            set_free_head(top, (end - top_off) | PREV_INUSE | IN_HEAP);
             (*a).system_mem = end;
             (*a).max_system_mem = end;
         }
@@ -140,7 +140,12 @@ impl Arena {
                     if fastbin_index(size(c)) != i {
                         os::fatal("malloc(): memory corruption (fast)", c as usize);
                     }
+                    check_free(c, "malloc(): corrupted chunk header in a fast bin");
+                    if !n.is_null() && !crate::registry::in_arena_memory(n as usize) {
+                        os::fatal("malloc(): corrupted free list (fast bin)", n as usize);
+                    }
                     self.fastbins[i] = n;
+                    mark_used(c);
                     return c;
                 }
             }
@@ -148,7 +153,9 @@ impl Arena {
                 let i = smallbin_index(nb);
                 if !self.bins.is_empty(i) {
                     let c = self.bins.pop_back(i);
+                    check_free(c, "malloc(): corrupted chunk header in a small bin");
                     set_inuse_at(c, nb);
+                    mark_used(c);
                     return c;
                 }
             } else if self.have_fast {
@@ -160,9 +167,11 @@ impl Arena {
                 let mut iters = 0;
                 while !self.bins.is_empty(UNSORTED) {
                     let c = self.bins.pop_back(UNSORTED);
+                    check_free(c, "malloc(): corrupted chunk header in the unsorted bin");
                     let sz = size(c);
                     if sz == nb {
                         set_inuse_at(c, sz);
+                        mark_used(c);
                         return c;
                     }
                     let i = bin_index(sz);
@@ -194,6 +203,7 @@ impl Arena {
                         n += 1;
                     }
                     if !best.is_null() {
+                        check_free(best, "malloc(): corrupted chunk header in a large bin");
                         bins::unlink(best);
                         self.split_and_use(best, best_sz, nb);
                         return best;
@@ -209,6 +219,7 @@ impl Arena {
                         continue;
                     }
                     let c = self.bins.pop_back(j);
+                    check_free(c, "malloc(): corrupted chunk header in a bin");
                     let sz = size(c);
                     self.split_and_use(c, sz, nb);
                     return c;
@@ -237,13 +248,13 @@ impl Arena {
             let t = self.top;
             let h = head(t);
             let bit = h & IN_HEAP;
-            let ts = h & !FLAGS;
-            if ts > self.system_mem {
+            let ts = h & SIZE_BITS;
+            if ts > self.system_mem || !tag_ok(t, h) {
                 os::fatal("malloc(): corrupted top size", t as usize);
             }
             set_head(t, nb | PREV_INUSE | bit);
             let r = t.add(nb);
-            set_head(r, (ts - nb) | PREV_INUSE | bit);
+            set_free_head(r, (ts - nb) | PREV_INUSE | bit);
             self.top = r;
             t
         }
@@ -260,11 +271,12 @@ impl Arena {
             if rem >= MINSIZE {
                 set_head(c, nb | PREV_INUSE | bit);
                 let r = c.add(nb);
-                set_head(r, rem | PREV_INUSE | bit);
+                set_free_head(r, rem | PREV_INUSE | bit);
                 set_foot(r, rem);
                 self.bins.push_front(UNSORTED, r);
             } else {
                 set_inuse_at(c, sz);
+                mark_used(c);
             }
         }
     }
@@ -283,6 +295,7 @@ impl Arena {
                 }
                 let m = chunk2mem(c);
                 *(m as *mut usize) = protect(m, old, secret);
+                mark_free(c);
                 self.fastbins[i] = c;
                 self.have_fast = true;
                 return;
@@ -307,15 +320,25 @@ impl Arena {
             if c == self.top {
                 os::fatal("double free or corruption (top)", chunk2mem(c) as usize);
             }
-            let bit = head(c) & IN_HEAP;
+            let h = head(c);
+            if !tag_ok(c, h) || h & SIZE_BITS != sz {
+                os::fatal("free(): corrupted chunk header", chunk2mem(c) as usize);
+            }
+            let bit = h & IN_HEAP;
             let nx = c.add(sz);
+            if !tag_ok(nx, head(nx)) {
+                os::fatal("free(): corrupted chunk header after the block", chunk2mem(c) as usize);
+            }
             if !prev_inuse(nx) {
                 os::fatal("double free or corruption (!prev)", chunk2mem(c) as usize);
             }
+            // The freed header stays marked free even when it merges into a neighbour, so a
+            // second free of the same pointer is still recognised.
+            mark_free(c);
             if !prev_inuse(c) {
                 let ps = prev_size(c);
                 c = c.sub(ps);
-                if size(c) != ps {
+                if size(c) != ps || head(c) & FREE_BIT == 0 || !tag_ok(c, head(c)) {
                     os::fatal(
                         "corrupted size vs. prev_size while consolidating",
                         c as usize,
@@ -332,12 +355,12 @@ impl Arena {
                 } else {
                     clear_inuse_at(nx, 0);
                 }
-                set_head(c, sz | PREV_INUSE | bit);
+                set_free_head(c, sz | PREV_INUSE | bit);
                 set_foot(c, sz);
                 self.bins.push_front(UNSORTED, c);
             } else {
                 sz += size(nx);
-                set_head(c, sz | PREV_INUSE | bit);
+                set_free_head(c, sz | PREV_INUSE | bit);
                 self.top = c;
             }
             sz
@@ -398,7 +421,7 @@ impl Arena {
                 if total >= nb + MINSIZE {
                     set_head(c, nb | pbit | bit);
                     let r = c.add(nb);
-                    set_head(r, (total - nb) | PREV_INUSE | bit);
+                    set_free_head(r, (total - nb) | PREV_INUSE | bit);
                     self.top = r;
                     return true;
                 }
@@ -406,13 +429,14 @@ impl Arena {
             }
             let nsz = size(nx);
             if !prev_inuse(nx.add(nsz)) && old + nsz >= nb {
+                check_free(nx, "realloc(): corrupted chunk header after the block");
                 bins::unlink(nx);
                 let total = old + nsz;
                 let rem = total - nb;
                 if rem >= MINSIZE {
                     set_head(c, nb | pbit | bit);
                     let r = c.add(nb);
-                    set_head(r, rem | PREV_INUSE | bit);
+                    set_free_head(r, rem | PREV_INUSE | bit);
                     set_foot(r, rem);
                     clear_inuse_at(r, rem);
                     self.bins.push_front(UNSORTED, r);
@@ -483,8 +507,9 @@ impl Arena {
                 Some(old) if !self.top.is_null() && old == self.brk_end => {
                     // Contiguous: the top simply grows.
                     // SAFETY: [old, old+want) is ours now and adjoins the top.
-                    unsafe { set_head(self.top, (have + want) | PREV_INUSE) };
+                    unsafe { set_free_head(self.top, (have + want) | PREV_INUSE) };
                     self.brk_end = old + want;
+                    crate::registry::note_brk(old, self.brk_end);
                     self.add_system(want);
                     return true;
                 }
@@ -502,9 +527,10 @@ impl Arena {
                     unsafe {
                         self.retire_top();
                         self.top = start as *mut u8;
-                        set_head(self.top, len | PREV_INUSE);
+                        set_free_head(self.top, len | PREV_INUSE);
                     }
                     self.brk_end = old + want;
+                    crate::registry::note_brk(start, self.brk_end);
                     self.add_system(want);
                     return true;
                 }
@@ -527,7 +553,7 @@ impl Arena {
                 let delta = new_end - top_end;
                 // SAFETY: the heap's pages up to HEAP_MAX are mapped read-write.
                 unsafe {
-                    set_head(self.top, (self.top_size() + delta) | PREV_INUSE | IN_HEAP);
+                    set_free_head(self.top, (self.top_size() + delta) | PREV_INUSE | IN_HEAP);
                     (*h).size = new_end - h as usize;
                 }
                 self.add_system(delta);
@@ -556,7 +582,7 @@ impl Arena {
             (*h).size = end;
             self.heap = h;
             self.top = (h as *mut u8).add(first);
-            set_head(self.top, (end - first) | PREV_INUSE | IN_HEAP);
+            set_free_head(self.top, (end - first) | PREV_INUSE | IN_HEAP);
         }
         self.add_system(end);
         true
@@ -573,7 +599,7 @@ impl Arena {
         unsafe {
             let h = head(t);
             let bit = h & IN_HEAP;
-            let s = h & !FLAGS;
+            let s = h & SIZE_BITS;
             self.top = null_mut();
             if s >= MINSIZE + 2 * HDR {
                 let fsz = s - 2 * HDR;
@@ -620,9 +646,10 @@ impl Arena {
             if extra == 0 || os::sbrk(-(extra as isize)).is_none() {
                 return false;
             }
+            crate::registry::note_brk_trim(self.brk_end, self.brk_end - extra);
             self.brk_end -= extra;
             // SAFETY: the top shrinks by exactly the bytes given back.
-            unsafe { set_head(t, (ts - extra) | PREV_INUSE) };
+            unsafe { set_free_head(t, (ts - extra) | PREV_INUSE) };
             self.system_mem -= extra;
             true
         } else {
@@ -630,7 +657,7 @@ impl Arena {
             os::discard(keep_end as *mut u8, extra);
             // SAFETY: as above; the heap header is valid in heap mode.
             unsafe {
-                set_head(t, (ts - extra) | PREV_INUSE | (head(t) & IN_HEAP));
+                set_free_head(t, (ts - extra) | PREV_INUSE | (head(t) & IN_HEAP));
                 let h = self.heap;
                 if !h.is_null() && keep_end > h as usize && keep_end <= h as usize + HEAP_MAX {
                     (*h).size = keep_end - h as usize;
@@ -718,6 +745,16 @@ impl Arena {
 impl Default for Arena {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Aborts unless `c` (taken from a bin) carries a valid tag and the free mark.
+#[inline]
+unsafe fn check_free(c: *mut u8, what: &str) {
+    // SAFETY: c is a chunk on one of the arena's lists.
+    let h = unsafe { head(c) };
+    if h & FREE_BIT == 0 || !tag_ok(c, h) {
+        os::fatal(what, chunk2mem(c) as usize);
     }
 }
 

@@ -4,12 +4,16 @@
 //! ```text
 //!  chunk -> +-----------------------------+
 //!           | prev_size (if prev is free) |  8 bytes, part of the previous block when in use
-//!           | size            |N|M|P      |  8 bytes: P prev-in-use, M mmapped, N in a heap
+//!           |F| tag | size    |N|M|P      |  8 bytes: P prev-in-use, M mmapped, N in a heap;
+//!           |                             |  tag (bits 48-62) keyed hash of address and size,
+//!           |                             |  F (bit 63) set while the chunk is free
 //!    mem -> +-----------------------------+  (16-byte aligned)
 //!           | user data ... / fd, bk      |  fd/bk only while free in a bin
 //!           | ... (next chunk's prev_size)|  last 8 bytes usable while in use
 //!           +-----------------------------+
 //! ```
+
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 pub const SIZE_SZ: usize = 8;
 pub const ALIGN: usize = 16;
@@ -22,6 +26,34 @@ pub const IS_MMAPPED: usize = 2;
 /// The chunk lies in an mmap'd heap whose header (found by masking) names its arena.
 pub const IN_HEAP: usize = 4;
 pub const FLAGS: usize = PREV_INUSE | IS_MMAPPED | IN_HEAP;
+
+/// Set in the size word while the chunk is free (in a thread cache, a bin, or the top).
+pub const FREE_BIT: usize = 1 << 63;
+/// Bits 48..=62 of the size word: a 15-bit hash of the chunk's address and size, keyed with a
+/// per-process secret. A header oxmalloc did not write (an interior, stack or wild pointer, or
+/// one overwritten by an overflow) fails the check with probability 1 - 2^-15.
+pub const TAG_MASK: usize = 0x7fff << 48;
+/// The size itself: bits 4..=47.
+pub const SIZE_BITS: usize = ((1 << 48) - 1) & !FLAGS;
+/// What a valid in-use header must match exactly: its tag, a clear FREE_BIT and no IS_MMAPPED.
+pub const CHECK_MASK: usize = TAG_MASK | FREE_BIT | IS_MMAPPED;
+
+/// The per-process key of the header tags, set once before the first chunk exists.
+pub static HEADER_KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// The tag bits (in place, bits 48..=62) for a chunk at `c` of size `sz`.
+#[inline(always)]
+pub fn tag(c: *mut u8, sz: usize) -> usize {
+    let k = HEADER_KEY.load(Relaxed);
+    let x = (c as usize) ^ k ^ sz.rotate_left(32);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 49) << 48
+}
+
+/// Whether the size word `h` read at chunk `c` carries the right tag (free or not).
+#[inline(always)]
+pub fn tag_ok(c: *mut u8, h: usize) -> bool {
+    h & TAG_MASK == tag(c, h & SIZE_BITS)
+}
 
 /// Largest request served from fast bins (glibc's default M_MXFAST on 64-bit).
 pub const MAX_FAST_REQUEST: usize = 128;
@@ -61,11 +93,11 @@ pub const fn fastbin_index(csize: usize) -> usize {
 // memory oxmalloc owns (a heap, a brk segment or a mapped block).
 
 #[inline(always)]
-pub unsafe fn mem2chunk(mem: *mut u8) -> *mut u8 {
+pub fn mem2chunk(mem: *mut u8) -> *mut u8 {
     mem.wrapping_sub(HDR)
 }
 #[inline(always)]
-pub unsafe fn chunk2mem(c: *mut u8) -> *mut u8 {
+pub fn chunk2mem(c: *mut u8) -> *mut u8 {
     c.wrapping_add(HDR)
 }
 #[inline(always)]
@@ -73,15 +105,33 @@ pub unsafe fn head(c: *mut u8) -> usize {
     // SAFETY: caller guarantees c is a chunk in owned memory.
     unsafe { *(c.add(SIZE_SZ) as *const usize) }
 }
+/// Writes the header of an in-use chunk: `v` is size | flags; the tag is added here.
 #[inline(always)]
 pub unsafe fn set_head(c: *mut u8, v: usize) {
     // SAFETY: as above.
-    unsafe { *(c.add(SIZE_SZ) as *mut usize) = v }
+    unsafe { *(c.add(SIZE_SZ) as *mut usize) = v | tag(c, v & SIZE_BITS) }
+}
+/// Writes the header of a free chunk (a bin's chunk or the top).
+#[inline(always)]
+pub unsafe fn set_free_head(c: *mut u8, v: usize) {
+    // SAFETY: as above.
+    unsafe { *(c.add(SIZE_SZ) as *mut usize) = v | tag(c, v & SIZE_BITS) | FREE_BIT }
+}
+/// Marks chunk `c` free or in use without touching its size, tag or flags.
+#[inline(always)]
+pub unsafe fn mark_free(c: *mut u8) {
+    // SAFETY: as above.
+    unsafe { *(c.add(SIZE_SZ) as *mut usize) |= FREE_BIT }
+}
+#[inline(always)]
+pub unsafe fn mark_used(c: *mut u8) {
+    // SAFETY: as above.
+    unsafe { *(c.add(SIZE_SZ) as *mut usize) &= !FREE_BIT }
 }
 #[inline(always)]
 pub unsafe fn size(c: *mut u8) -> usize {
     // SAFETY: as above.
-    unsafe { head(c) & !FLAGS }
+    unsafe { head(c) & SIZE_BITS }
 }
 #[inline(always)]
 pub unsafe fn prev_size(c: *mut u8) -> usize {
@@ -188,6 +238,13 @@ mod tests {
         unsafe {
             set_head(c, 64 | PREV_INUSE | IN_HEAP);
             assert_eq!(size(c), 64);
+            assert!(tag_ok(c, head(c)) && head(c) & FREE_BIT == 0);
+            mark_free(c);
+            assert!(tag_ok(c, head(c)) && head(c) & FREE_BIT != 0 && size(c) == 64);
+            mark_used(c);
+            // A header that claims another size, or sits elsewhere, fails its tag check.
+            let forged = (head(c) & !SIZE_BITS) | 80;
+            assert!(!tag_ok(c, forged) || !tag_ok(c.add(16), head(c)));
             assert!(prev_inuse(c));
             assert!(!is_mmapped(c));
             set_head(c.add(64), 32 | PREV_INUSE);

@@ -73,6 +73,7 @@ fn init_slow() {
         let (a, b) = os::process_random();
         SECRET.store((a as usize) & !ALIGN_MASK, Relaxed);
         TCACHE_KEY.store((b as usize) | 1, Relaxed);
+        crate::chunk::HEADER_KEY.store((b as usize).rotate_left(29) ^ a as usize, Relaxed);
         tunables::read_environment();
         CPUS.store(os::usable_cpus(), Relaxed);
         // SAFETY: single-threaded here: every other caller waits for DONE.
@@ -354,6 +355,8 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
 /// The arena the forking thread held when fork began, if any (its lock was not taken).
 static INTERRUPTED: AtomicPtr<Arena> = AtomicPtr::new(core::ptr::null_mut());
 static INTERRUPTED_LIST: AtomicU8 = AtomicU8::new(0);
+/// Whether fork_prepare took the mmapped-chunk registry's lock.
+static MAPS_TAKEN: AtomicU8 = AtomicU8::new(0);
 
 extern "C" fn fork_prepare() {
     if !is_initialized() {
@@ -373,6 +376,7 @@ extern "C" fn fork_prepare() {
             unsafe { (*a).lock.lock() }
         }
     });
+    MAPS_TAKEN.store(crate::registry::fork_prepare(me as usize) as u8, Relaxed);
     FORK_OWNER.store(me as usize, Relaxed);
 }
 
@@ -392,6 +396,7 @@ extern "C" fn fork_parent() {
     if INTERRUPTED_LIST.load(Relaxed) == 0 {
         LIST_LOCK.unlock();
     }
+    crate::registry::fork_parent(MAPS_TAKEN.load(Relaxed) != 0);
 }
 
 extern "C" fn fork_child() {
@@ -408,6 +413,7 @@ extern "C" fn fork_child() {
             (*a).attached.store(0, Relaxed);
         });
         LIST_LOCK.reset();
+        crate::registry::fork_child(MAPS_TAKEN.load(Relaxed) != 0);
         (*me).held = core::ptr::null_mut();
         (*me).holds_list = false;
         if !held.is_null() {

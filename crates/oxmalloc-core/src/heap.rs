@@ -31,6 +31,10 @@ pub fn heap_for_ptr(p: *mut u8) -> *mut HeapInfo {
 /// Maps a new heap for `arena`; its pages are committed only when touched.
 pub fn new_heap(arena: *mut Arena, prev: *mut HeapInfo) -> Option<*mut HeapInfo> {
     let p = os::mmap_aligned(HEAP_MAX, HEAP_MAX)? as *mut HeapInfo;
+    if !crate::registry::note_heap(p as usize) {
+        os::munmap(p as *mut u8, HEAP_MAX);
+        return None;
+    }
     // SAFETY: p is a fresh, writable, suitably aligned mapping of HEAP_MAX bytes.
     unsafe {
         p.write(HeapInfo {

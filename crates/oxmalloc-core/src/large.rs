@@ -2,7 +2,7 @@
 //! freed; freeing one raises the threshold dynamically (up to 32 MiB) unless fixed by hand.
 
 use crate::chunk::*;
-use crate::os;
+use crate::{os, registry};
 use crate::tunables::{self, MMAP_THRESHOLD_MAX};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -42,6 +42,10 @@ pub fn map_chunk(nb: usize, align: usize) -> *mut u8 {
     let mem = (base as usize + HDR + align - 1) & !(align - 1);
     let c = (mem - HDR) as *mut u8;
     let off = c as usize - base as usize;
+    if !registry::map_insert(c as usize, len) {
+        os::munmap(base, len);
+        return core::ptr::null_mut();
+    }
     // SAFETY: c lies in the fresh mapping with at least nb + SIZE_SZ bytes after it.
     unsafe {
         set_prev_size(c, off);
@@ -51,16 +55,33 @@ pub fn map_chunk(nb: usize, align: usize) -> *mut u8 {
     c
 }
 
-/// Validates and unmaps mmapped chunk `c`; adjusts the dynamic threshold like glibc.
-pub unsafe fn unmap_chunk(c: *mut u8) {
+/// Whether the header of mmapped chunk `c` is intact: its tag, and (when the registry knows
+/// the mapping's length `len`) offset + size adding up to it.
+pub unsafe fn header_ok(c: *mut u8, len: usize) -> bool {
     let page = os::page_size();
-    // SAFETY: c carries IS_MMAPPED; its header was written by map_chunk or remap_chunk.
+    // SAFETY: c is a registered mmapped chunk, so its header is mapped.
+    let (h, off) = unsafe { (head(c), prev_size(c)) };
+    let sz = h & SIZE_BITS;
+    let base = (c as usize).wrapping_sub(off);
+    let total = sz.wrapping_add(off);
+    h & CHECK_MASK == (tag(c, sz) | IS_MMAPPED)
+        && (base | total) & (page - 1) == 0
+        && total != 0
+        && (len == 0 || total == len)
+}
+
+/// Unmaps mmapped chunk `c` (already removed from the registry, which knew its mapping as
+/// `len` bytes, or 0 if it could not tell) after checking its header; adjusts the dynamic
+/// threshold like glibc.
+pub unsafe fn unmap_chunk(c: *mut u8, len: usize) {
+    // SAFETY: c was a registered mmapped chunk.
+    if !unsafe { header_ok(c, len) } {
+        os::fatal("munmap_chunk(): corrupted chunk header", c as usize + HDR);
+    }
+    // SAFETY: as above.
     let (off, sz) = unsafe { (prev_size(c), size(c)) };
     let base = (c as usize).wrapping_sub(off);
     let total = sz.wrapping_add(off);
-    if (base | total) & (page - 1) != 0 || total == 0 {
-        os::fatal("munmap_chunk(): invalid pointer", c as usize + HDR);
-    }
     if !tunables::NO_DYN_THRESHOLD.load(Relaxed)
         && sz > tunables::MMAP_THRESHOLD.load(Relaxed)
         && sz <= MMAP_THRESHOLD_MAX
@@ -93,6 +114,7 @@ pub unsafe fn remap_chunk(c: *mut u8, nb: usize) -> *mut u8 {
         return core::ptr::null_mut();
     };
     let nc = (nbase as usize + off) as *mut u8;
+    registry::map_replace(c as usize, nc as usize, new_len);
     // SAFETY: the mapping now spans new_len bytes with the old contents at the same offsets.
     unsafe { set_head(nc, (new_len - off) | IS_MMAPPED) };
     if new_len > total {

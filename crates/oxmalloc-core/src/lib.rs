@@ -21,6 +21,7 @@ pub mod heap;
 pub mod hooks;
 pub mod large;
 pub mod os;
+pub mod registry;
 pub mod stats;
 pub mod sync;
 pub mod tcache;

@@ -22,7 +22,7 @@ pub struct ThreadCache {
     pub state: u8,
     /// Largest chunk size minus MINSIZE that the cache holds.
     pub max_off: usize,
-    /// Free-list pointer mangling secret and the double-free key (copies of the globals).
+    /// Free-list pointer mangling secret and the cached-block key (copies of the globals).
     pub secret: usize,
     pub key: usize,
     /// The arena this thread allocates from.
@@ -74,7 +74,8 @@ pub unsafe fn bin_for(tc: *mut ThreadCache, nb: usize) -> Option<usize> {
     }
 }
 
-/// Takes a block from bin `idx`, or null.
+/// Takes a block from bin `idx`, or null. Each link is checked (alignment, and that it points
+/// into arena memory) before it becomes the list head, so a corrupted link is caught here.
 #[inline(always)]
 pub unsafe fn pop(tc: *mut ThreadCache, idx: usize) -> *mut u8 {
     // SAFETY: tc is this thread's cache; entries hold valid blocks with mangled links.
@@ -82,8 +83,10 @@ pub unsafe fn pop(tc: *mut ThreadCache, idx: usize) -> *mut u8 {
         let e = (*tc).entries[idx];
         if !e.is_null() {
             let n = reveal(e, *(e as *const usize), (*tc).secret);
-            if (n as usize) & ALIGN_MASK != 0 {
-                crate::os::fatal("malloc(): unaligned tcache chunk detected", n as usize);
+            if (n as usize) & ALIGN_MASK != 0
+                || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
+            {
+                corrupted_link(n);
             }
             (*tc).entries[idx] = n;
             (*tc).counts[idx] -= 1;
@@ -93,7 +96,15 @@ pub unsafe fn pop(tc: *mut ThreadCache, idx: usize) -> *mut u8 {
     }
 }
 
-/// Puts block `mem` on bin `idx` (the caller checked the count).
+#[cold]
+#[inline(never)]
+fn corrupted_link(n: *mut u8) -> ! {
+    crate::os::fatal("malloc(): corrupted free list (tcache)", n as usize)
+}
+
+/// Puts block `mem` on bin `idx` (the caller checked the count and the header). The block's
+/// second word gets the process-wide key, which marks it as cached: the header is not touched,
+/// because other threads may update its PREV_INUSE bit under their arena lock.
 #[inline(always)]
 pub unsafe fn push(tc: *mut ThreadCache, idx: usize, mem: *mut u8) {
     // SAFETY: mem is a free block of this size class; it now belongs to the cache.
@@ -105,25 +116,29 @@ pub unsafe fn push(tc: *mut ThreadCache, idx: usize, mem: *mut u8) {
     }
 }
 
-/// A block whose key word matches: walk the bin to tell a double free from chance.
+/// A block being freed carries the cached-block key: it is in this thread's cache (found on
+/// the walk) or in another thread's. A 64-bit random key makes chance equality negligible, so
+/// both abort; the walk only makes the message precise.
 #[cold]
 #[inline(never)]
-pub unsafe fn check_double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) {
+pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
     // SAFETY: walks this thread's own list, bounded by its count.
     unsafe {
+        let idx = idx & (TCACHE_BINS - 1);
         let mut e = (*tc).entries[idx];
         let mut n = 0u32;
         while !e.is_null() && n <= (*tc).counts[idx] as u32 {
             if e == mem {
-                crate::os::fatal("free(): double free detected in tcache 2", mem as usize);
+                crate::os::fatal("free(): double free detected (block in the thread cache)", mem as usize);
             }
             e = reveal(e, *(e as *const usize), (*tc).secret);
-            if (e as usize) & ALIGN_MASK != 0 {
-                crate::os::fatal("free(): unaligned chunk detected in tcache 2", e as usize);
+            if (e as usize) & ALIGN_MASK != 0 || !crate::registry::in_arena_memory(e as usize) {
+                break;
             }
             n += 1;
         }
     }
+    crate::os::fatal("free(): double free detected (block in another thread's cache)", mem as usize)
 }
 
 /// Refills bin `idx` from the thread's arena under one lock and returns one block (or null).
