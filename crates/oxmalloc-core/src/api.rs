@@ -5,7 +5,7 @@ use crate::arena::round_up;
 use crate::chunk::*;
 use crate::global::{self, arena_for_chunk, lock_arena, thread_arena, unlock_arena};
 use crate::tcache::{self, UNINIT};
-use crate::{hooks, large, os, registry, tls, tunables};
+use crate::{harden, hooks, large, os, registry, tls, tunables};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -41,6 +41,23 @@ fn tracked(m: *mut u8, n: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 unsafe fn malloc_slow(n: usize) -> *mut u8 {
+    if harden::on() {
+        // SAFETY: forwarded.
+        return unsafe { harden::malloc(n) };
+    }
+    // SAFETY: forwarded.
+    unsafe { malloc_raw(n) }
+}
+
+/// malloc without the thread cache's fast path or the hardened mode's wrapping.
+pub(crate) unsafe fn malloc_raw(n: usize) -> *mut u8 {
+    // SAFETY: forwarded.
+    unsafe { malloc_sized(n, n) }
+}
+
+/// malloc_raw reporting `shown` bytes to the tracking hook (the hardened mode asks for more
+/// than its caller did).
+pub(crate) unsafe fn malloc_sized(n: usize, shown: usize) -> *mut u8 {
     if n > MAX_REQUEST {
         os::set_errno(libc::ENOMEM);
         return null_mut();
@@ -57,7 +74,7 @@ unsafe fn malloc_slow(n: usize) -> *mut u8 {
             // No cache, or the arena is out of memory: the other path may still succeed.
             m = alloc_chunk(tc, nb, ALIGN);
         }
-        finish_alloc(m, n)
+        finish_alloc(m, n, shown)
     }
 }
 
@@ -109,8 +126,8 @@ unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> 
 }
 
 /// The common end of every slow allocation: ENOMEM on failure, MALLOC_PERTURB_ filling and
-/// the tracking hook on success.
-unsafe fn finish_alloc(m: *mut u8, n: usize) -> *mut u8 {
+/// the tracking hook (told `shown` bytes) on success.
+unsafe fn finish_alloc(m: *mut u8, n: usize, shown: usize) -> *mut u8 {
     if m.is_null() {
         os::set_errno(libc::ENOMEM);
         return m;
@@ -120,7 +137,7 @@ unsafe fn finish_alloc(m: *mut u8, n: usize) -> *mut u8 {
         // SAFETY: m has at least n usable bytes.
         unsafe { core::ptr::write_bytes(m, (p ^ 0xff) as u8, n) };
     }
-    hooks::on_alloc(m, n);
+    hooks::on_alloc(m, shown);
     m
 }
 
@@ -144,11 +161,17 @@ pub unsafe fn free(p: *mut u8) {
 unsafe fn free_tracked(p: *mut u8) {
     hooks::on_free(p);
     // SAFETY: forwarded.
-    unsafe { free_untracked(p) }
+    unsafe {
+        if harden::on() {
+            harden::free(p)
+        } else {
+            free_untracked(p)
+        }
+    }
 }
 
 #[inline(always)]
-unsafe fn free_untracked(p: *mut u8) {
+pub(crate) unsafe fn free_untracked(p: *mut u8) {
     let c = mem2chunk(p);
     if (c as usize) & ALIGN_MASK != 0 || !registry::in_arena_memory(c as usize) {
         // SAFETY: forwarded; that path reads no header before the registry vouches for it.
@@ -182,7 +205,7 @@ unsafe fn free_untracked(p: *mut u8) {
 
 /// Who is validating a pointer: names the function in the abort message.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Caller {
+pub(crate) enum Caller {
     Free,
     Realloc,
     UsableSize,
@@ -251,7 +274,7 @@ fn outside(p: *mut u8, who: Caller, remove: bool) -> usize {
 /// The chunk header of live block `p` (validated; aborts on misuse) and, for an mmapped
 /// block, the length of its mapping.
 #[inline]
-unsafe fn checked_head(p: *mut u8, who: Caller) -> (usize, Option<usize>) {
+pub(crate) unsafe fn checked_head(p: *mut u8, who: Caller) -> (usize, Option<usize>) {
     let c = mem2chunk(p);
     if (c as usize) & ALIGN_MASK == 0 && registry::in_arena_memory(c as usize) {
         // SAFETY: aligned and inside arena memory: readable.
@@ -325,6 +348,10 @@ pub unsafe fn calloc(n: usize, m: usize) -> *mut u8 {
         os::set_errno(libc::ENOMEM);
         return null_mut();
     };
+    if harden::on() {
+        // SAFETY: forwarded.
+        return unsafe { harden::calloc(total) };
+    }
     // SAFETY: malloc returns null or a block of at least `total` usable bytes.
     unsafe {
         let p = malloc(total);
@@ -341,6 +368,10 @@ pub unsafe fn calloc(n: usize, m: usize) -> *mut u8 {
 }
 
 pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
+    if harden::on() {
+        // SAFETY: forwarded.
+        return unsafe { harden::realloc(p, n) };
+    }
     // SAFETY: p is null or a live block of this allocator.
     unsafe {
         if p.is_null() {
@@ -430,10 +461,20 @@ pub unsafe fn memalign(align: usize, n: usize) -> *mut u8 {
             os::set_errno(libc::ENOMEM);
             return null_mut();
         }
-        let nb = request2size(n);
-        let tc = thread_cache();
-        finish_alloc(alloc_chunk(tc, nb, align), n)
+        if harden::on() {
+            return harden::memalign(align, n);
+        }
+        memalign_raw(align, n, n)
     }
+}
+
+/// memalign for a power-of-two `align` above 16 and a size known not to overflow, without the
+/// hardened mode's wrapping.
+pub(crate) unsafe fn memalign_raw(align: usize, n: usize, shown: usize) -> *mut u8 {
+    let nb = request2size(n);
+    let tc = thread_cache();
+    // SAFETY: forwarded.
+    unsafe { finish_alloc(alloc_chunk(tc, nb, align), n, shown) }
 }
 
 pub unsafe fn posix_memalign(out: *mut *mut u8, align: usize, n: usize) -> i32 {
@@ -488,6 +529,9 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     }
     // SAFETY: p is validated before its header is used.
     unsafe {
+        if harden::on() {
+            return harden::usable(p);
+        }
         checked_head(p, Caller::UsableSize);
         crate::chunk::usable_size(mem2chunk(p))
     }

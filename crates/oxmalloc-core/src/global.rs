@@ -336,6 +336,7 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
         }
         (*tc).limits = [0; TCACHE_BINS];
         tcache::flush_all(tc);
+        crate::harden::drain(tc);
         (*tc).state = DEAD;
         let a = (*tc).arena;
         if !a.is_null() {

@@ -1,7 +1,7 @@
 //! Tracking hooks: an optional observer of every allocation and free, for the native-memory
 //! reports to come. Off, a hook costs one load and one predictable branch per call.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 /// Callbacks installed by a tracker. They run inside malloc/free: they must not allocate
 /// through malloc (or must guard against re-entry themselves).
@@ -11,7 +11,11 @@ pub struct Hooks {
     pub on_free: unsafe extern "C" fn(ptr: *mut u8),
 }
 
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// What intercepts calls: bit 0 tracking hooks, bit 1 the hardened mode. The fast paths test
+/// the whole byte once; the slow paths sort out which is on.
+static ACTIVE: AtomicU8 = AtomicU8::new(0);
+const TRACKING: u8 = 1;
+const HARDENED: u8 = 2;
 static HOOKS: AtomicPtr<Hooks> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs (Some) or removes (None) the hooks.
@@ -19,30 +23,35 @@ pub fn install(h: Option<&'static Hooks>) {
     match h {
         Some(h) => {
             HOOKS.store(h as *const Hooks as *mut Hooks, Ordering::Release);
-            ACTIVE.store(true, Ordering::Release);
+            ACTIVE.fetch_or(TRACKING, Ordering::Release);
         }
         None => {
-            ACTIVE.store(false, Ordering::Release);
+            ACTIVE.fetch_and(!TRACKING, Ordering::Release);
         }
     }
 }
 
-/// Whether hooks are installed (one relaxed load).
+/// Routes every free through the interception path (hardened mode, set once at init).
+pub fn intercept_for_hardening() {
+    ACTIVE.fetch_or(HARDENED, Ordering::Release);
+}
+
+/// Whether hooks are installed or the hardened mode is on (one relaxed load).
 #[inline(always)]
 pub fn active() -> bool {
-    ACTIVE.load(Ordering::Relaxed)
+    ACTIVE.load(Ordering::Relaxed) != 0
 }
 
 #[inline(always)]
 pub fn on_alloc(p: *mut u8, n: usize) {
-    if ACTIVE.load(Ordering::Relaxed) {
+    if ACTIVE.load(Ordering::Relaxed) & TRACKING != 0 {
         alloc_slow(p, n);
     }
 }
 
 #[inline(always)]
 pub fn on_free(p: *mut u8) {
-    if ACTIVE.load(Ordering::Relaxed) {
+    if ACTIVE.load(Ordering::Relaxed) & TRACKING != 0 {
         free_slow(p);
     }
 }

@@ -25,13 +25,25 @@ fn account(len: usize) {
     MAX_MMAPPED_MEM.fetch_max(m, Relaxed);
 }
 
+/// Guard bytes at each end of a mapped chunk: a page in hardened mode, else none.
+fn guard() -> usize {
+    if crate::harden::on() {
+        os::page_size()
+    } else {
+        0
+    }
+}
+
 /// Maps a chunk for `nb` bytes whose user pointer is aligned to `align` (>= 16).
-/// The chunk's prev_size holds its offset from the mapping's start.
+/// The chunk's prev_size holds its offset from the mapping's start. In hardened mode the
+/// mapping has an inaccessible page at each end and the chunk ends right at the second one,
+/// so a write past the block faults.
 pub fn map_chunk(nb: usize, align: usize) -> *mut u8 {
     let page = os::page_size();
+    let g = guard();
     let extra = if align > ALIGN { align } else { 0 };
     let Some(len) = nb
-        .checked_add(SIZE_SZ + extra + page - 1)
+        .checked_add(SIZE_SZ + extra + page - 1 + 2 * g)
         .map(|v| v & !(page - 1))
     else {
         return core::ptr::null_mut();
@@ -39,8 +51,19 @@ pub fn map_chunk(nb: usize, align: usize) -> *mut u8 {
     let Some(base) = os::mmap_rw(len) else {
         return core::ptr::null_mut();
     };
-    let mem = (base as usize + HDR + align - 1) & !(align - 1);
-    let c = (mem - HDR) as *mut u8;
+    let c = if g == 0 {
+        let mem = (base as usize + HDR + align - 1) & !(align - 1);
+        (mem - HDR) as *mut u8
+    } else {
+        let end = base as usize + len - g;
+        if !os::protect_none(base, g) || !os::protect_none(end as *mut u8, g) {
+            os::munmap(base, len);
+            return core::ptr::null_mut();
+        }
+        // The highest aligned position with nb + SIZE_SZ bytes before the guard.
+        let mem = (end - nb - SIZE_SZ + HDR) & !(align - 1);
+        (mem - HDR) as *mut u8
+    };
     let off = c as usize - base as usize;
     if !registry::map_insert(c as usize, len) {
         os::munmap(base, len);
@@ -49,7 +72,7 @@ pub fn map_chunk(nb: usize, align: usize) -> *mut u8 {
     // SAFETY: c lies in the fresh mapping with at least nb + SIZE_SZ bytes after it.
     unsafe {
         set_prev_size(c, off);
-        set_head(c, (len - off) | IS_MMAPPED);
+        set_head(c, (len - g - off) | IS_MMAPPED);
     }
     account(len);
     c
@@ -63,7 +86,7 @@ pub unsafe fn header_ok(c: *mut u8, len: usize) -> bool {
     let (h, off) = unsafe { (head(c), prev_size(c)) };
     let sz = h & SIZE_BITS;
     let base = (c as usize).wrapping_sub(off);
-    let total = sz.wrapping_add(off);
+    let total = sz.wrapping_add(off).wrapping_add(guard());
     h & CHECK_MASK == (tag(c, sz) | IS_MMAPPED)
         && (base | total) & (page - 1) == 0
         && total != 0
@@ -81,7 +104,7 @@ pub unsafe fn unmap_chunk(c: *mut u8, len: usize) {
     // SAFETY: as above.
     let (off, sz) = unsafe { (prev_size(c), size(c)) };
     let base = (c as usize).wrapping_sub(off);
-    let total = sz.wrapping_add(off);
+    let total = sz + off + guard();
     if !tunables::NO_DYN_THRESHOLD.load(Relaxed)
         && sz > tunables::MMAP_THRESHOLD.load(Relaxed)
         && sz <= MMAP_THRESHOLD_MAX

@@ -17,6 +17,7 @@ pub mod bins;
 pub mod chunk;
 pub mod fmt;
 pub mod global;
+pub mod harden;
 pub mod heap;
 pub mod hooks;
 pub mod large;

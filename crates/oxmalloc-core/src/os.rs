@@ -87,6 +87,12 @@ pub fn mremap(p: *mut u8, old: usize, new: usize) -> Option<*mut u8> {
 }
 
 /// Gives the pages of `[p, p+len)` back to the kernel; they read as zero afterwards.
+/// Makes [p, p+len) inaccessible (a guard page); false if the kernel refuses.
+pub fn protect_none(p: *mut u8, len: usize) -> bool {
+    // SAFETY: the caller owns the page-aligned range; PROT_NONE only removes access.
+    unsafe { libc::mprotect(p as *mut libc::c_void, len, libc::PROT_NONE) == 0 }
+}
+
 pub fn discard(p: *mut u8, len: usize) {
     if len == 0 {
         return;

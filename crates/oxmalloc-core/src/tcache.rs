@@ -32,18 +32,26 @@ pub struct ThreadCache {
     pub held: *mut Arena,
     /// Whether this thread holds the arena-list lock.
     pub holds_list: bool,
+    /// Hardened mode: freed blocks waiting to be released, and the state of the generator
+    /// that picks which one leaves.
+    pub quarantine: [*mut u8; QUARANTINE],
+    pub rng: u64,
 }
+
+/// Blocks a thread holds back in hardened mode.
+pub const QUARANTINE: usize = 32;
 
 /// Sets the bins' capacities and the largest cached size from the tunables (thread start).
 /// By default a bin holds about 8 KiB, at least `tcache_count` and at most 4 × that many
 /// blocks: many small blocks, few large ones. An explicit glibc.malloc.tcache_count sets every
-/// bin to exactly that count; MALLOC_PERTURB_ turns the cache off so every block is filled.
+/// bin to exactly that count; MALLOC_PERTURB_ turns the cache off so every block is filled,
+/// and so does the hardened mode, whose quarantine takes the cache's place.
 pub unsafe fn configure(tc: *mut ThreadCache) {
     use crate::tunables::{self, MAX_TCACHE_COUNT};
     use core::sync::atomic::Ordering::Relaxed;
     let count = tunables::TCACHE_COUNT.load(Relaxed).min(MAX_TCACHE_COUNT);
     let fixed = tunables::TCACHE_COUNT_SET.load(Relaxed);
-    let off = tunables::PERTURB.load(Relaxed) != 0;
+    let off = tunables::PERTURB.load(Relaxed) != 0 || tunables::HARDEN.load(Relaxed);
     for i in 0..TCACHE_BINS {
         let csize = MINSIZE + 16 * i;
         let n = if off {

@@ -31,6 +31,8 @@ pub static TCACHE_COUNT_SET: AtomicBool = AtomicBool::new(false);
 pub static NO_DYN_THRESHOLD: AtomicBool = AtomicBool::new(false);
 /// Byte written over freed blocks and (inverted) over new ones; 0 = off (MALLOC_PERTURB_).
 pub static PERTURB: AtomicUsize = AtomicUsize::new(0);
+/// OXMALLOC_HARDEN=1: canaries, a random-order quarantine and guard pages (see harden.rs).
+pub static HARDEN: AtomicBool = AtomicBool::new(false);
 
 // mallopt parameter numbers (glibc's malloc.h).
 pub const M_MXFAST: i32 = 1;
@@ -195,6 +197,12 @@ pub fn read_environment() {
     for (env, name) in old {
         if let Some(v) = getenv(env) {
             apply(name, v);
+        }
+    }
+    if let Some(v) = getenv(b"OXMALLOC_HARDEN\0") {
+        if parse_num(v).is_some_and(|n| n != 0) {
+            HARDEN.store(true, Relaxed);
+            crate::hooks::intercept_for_hardening();
         }
     }
     // GLIBC_TUNABLES=glibc.malloc.NAME=VALUE:glibc.malloc.NAME=VALUE (other namespaces ignored).
