@@ -163,8 +163,23 @@ pub fn futex_wake_one(addr: *const u32) {
     };
 }
 
-/// 16 random bytes the kernel gave this process at exec (AT_RANDOM), or a fallback mix.
+/// 16 random bytes from getrandom(2), independent of the AT_RANDOM bytes glibc already uses
+/// for the stack protector and pointer guard; failing that, AT_RANDOM; failing both, a mix of
+/// the clock and an address.
 pub fn process_random() -> (u64, u64) {
+    let mut buf = [0u64; 2];
+    // SAFETY: buf is 16 writable bytes; GRND_NONBLOCK never waits for the entropy pool.
+    let got = unsafe {
+        libc::syscall(
+            libc::SYS_getrandom,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            16usize,
+            libc::GRND_NONBLOCK,
+        )
+    };
+    if got == 16 {
+        return (buf[0], buf[1]);
+    }
     // SAFETY: AT_RANDOM, when present, points at 16 readable bytes for the process lifetime.
     unsafe {
         let p = libc::getauxval(libc::AT_RANDOM) as *const u64;
