@@ -316,7 +316,8 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, sz: usize) {
     }
     // SAFETY: p is a validated in-use block of size sz.
     unsafe {
-        let tc = tls::current();
+        // A thread that only frees gets its cache here, so it returns blocks in batches.
+        let tc = thread_cache();
         // Checked here against the global key too: this thread's cache may not be set up.
         if *(p.add(SIZE_SZ) as *const usize) == global::TCACHE_KEY.load(Relaxed) {
             tcache::double_free(tc, tcache_index(sz.min(TCACHE_MAX_CHUNK)), p);

@@ -12,6 +12,9 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Freeing a chunk of at least this size consolidates fast bins and considers trimming.
 pub const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
+/// The most a thread-cache refill carves from one free chunk: below the large-bin sizes,
+/// whose requests would consolidate the fast bins and transfer batches first.
+const CARVE_BYTES: usize = MIN_LARGE_SIZE - ALIGN;
 /// How many unsorted chunks one malloc sorts at most.
 const MAX_UNSORTED_ITERS: usize = 10000;
 
@@ -20,6 +23,11 @@ pub struct Arena {
     pub lock: Mutex,
     pub bins: Bins,
     fastbins: [*mut u8; NFASTBINS],
+    /// Batches of blocks flushed from thread caches, per cache bin, kept in the caches' own
+    /// list format so a flush or a refill moves a whole batch under the lock in O(1). Like
+    /// fast-bin chunks they stay in use until consolidation drains them into the bins.
+    xfer: [*mut u8; TCACHE_BINS],
+    /// Fast bins or transfer batches may hold chunks (consolidation has work to do).
     have_fast: bool,
     /// The main arena grows by brk until that fails (then it uses heaps, like the others).
     brk_mode: bool,
@@ -58,6 +66,7 @@ impl Arena {
             lock: Mutex::new(),
             bins: Bins::new(),
             fastbins: [null_mut(); NFASTBINS],
+            xfer: [null_mut(); TCACHE_BINS],
             have_fast: false,
             brk_mode: false,
             top: null_mut(),
@@ -241,6 +250,97 @@ impl Arena {
         }
     }
 
+    /// Allocates up to `want` chunks of size `nb` (a small size) for a thread-cache refill and
+    /// hands each to `put`; returns how many. Chunks of exactly that size come first (its
+    /// fast bin, then its small bin); the rest are carved side by side from one chunk that
+    /// int_malloc finds for all of them, so a refill costs one search, not one per chunk.
+    pub unsafe fn int_malloc_batch(
+        &mut self,
+        nb: usize,
+        want: usize,
+        secret: usize,
+        mut put: impl FnMut(*mut u8),
+    ) -> usize {
+        // SAFETY (whole function): the lock is held; every chunk comes off this arena's lists
+        // or out of one in-use chunk int_malloc just returned.
+        unsafe {
+            let mut got = 0;
+            if nb <= MAX_FAST_CHUNK {
+                let i = fastbin_index(nb);
+                while got < want && !self.fastbins[i].is_null() {
+                    let c = self.fastbins[i];
+                    let m = chunk2mem(c);
+                    let n = reveal(m, *(m as *const usize), secret);
+                    if (n as usize) & ALIGN_MASK != 0
+                        || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
+                    {
+                        os::fatal("malloc(): corrupted free list (fast bin)", n as usize);
+                    }
+                    if size(c) != nb {
+                        os::fatal("malloc(): memory corruption (fast)", c as usize);
+                    }
+                    check_free(c, "malloc(): corrupted chunk header in a fast bin");
+                    self.fastbins[i] = n;
+                    mark_used(c);
+                    put(c);
+                    got += 1;
+                }
+            }
+            if in_smallbin_range(nb) {
+                let i = smallbin_index(nb);
+                while got < want && !self.bins.is_empty(i) {
+                    let c = self.bins.pop_back(i);
+                    check_free(c, "malloc(): corrupted chunk header in a small bin");
+                    set_inuse_at(c, nb);
+                    mark_used(c);
+                    put(c);
+                    got += 1;
+                }
+            }
+            if got == want {
+                return got;
+            }
+            // Carve at most CARVE_BYTES in one piece (a large piece needs a large free chunk,
+            // which costs memory where free space is fragmented); the rest one by one.
+            let k = (want - got).min((CARVE_BYTES / nb).max(1));
+            while got + k < want {
+                let c = self.int_malloc(nb, secret);
+                if c.is_null() {
+                    return got;
+                }
+                put(c);
+                got += 1;
+            }
+            let big = self.int_malloc(k * nb, secret);
+            if big.is_null() {
+                return got;
+            }
+            let h = head(big);
+            let total = h & SIZE_BITS;
+            let bit = h & IN_HEAP;
+            // The last chunk absorbs any slack int_malloc left (less than MINSIZE).
+            let last_sz = total - (k - 1) * nb;
+            let last = big.add((k - 1) * nb);
+            let pbit = |j: usize| if j == 0 { h & PREV_INUSE } else { PREV_INUSE };
+            set_head(last, last_sz | pbit(k - 1) | bit);
+            if last_sz == nb {
+                put(last);
+                got += 1;
+            }
+            // Handed out from the top address down, so the cache gives them back ascending.
+            for j in (0..k - 1).rev() {
+                let c = big.add(j * nb);
+                set_head(c, nb | pbit(j) | bit);
+                put(c);
+                got += 1;
+            }
+            if last_sz != nb {
+                self.int_free(last, last_sz, secret);
+            }
+            got
+        }
+    }
+
     #[inline]
     unsafe fn split_top(&mut self, nb: usize) -> *mut u8 {
         // SAFETY: caller checked top_size >= nb + MINSIZE.
@@ -367,9 +467,67 @@ impl Arena {
         }
     }
 
-    /// Moves every fast-bin chunk into the regular bins, merging neighbours.
+    /// Files a batch of `count` blocks (user pointers, linked in thread-cache format, the
+    /// last link null) for cache bin `idx`. The batch's first block carries the link to the
+    /// next batch and the count in its third word. Lock held.
+    pub unsafe fn xfer_push(&mut self, idx: usize, first: *mut u8, count: usize, secret: usize) {
+        // SAFETY: first heads a batch of in-use blocks of this arena with >= 24 usable bytes.
+        unsafe {
+            let w = ((count << 48) | self.xfer[idx] as usize) ^ secret;
+            *(first.add(16) as *mut usize) = w;
+        }
+        self.xfer[idx] = first;
+        self.have_fast = true;
+    }
+
+    /// Takes the newest batch for cache bin `idx`: its first block and its count. Lock held.
+    pub unsafe fn xfer_pop(&mut self, idx: usize, secret: usize) -> Option<(*mut u8, usize)> {
+        let first = self.xfer[idx];
+        if first.is_null() {
+            return None;
+        }
+        // SAFETY: first heads a batch filed by xfer_push.
+        let w = unsafe { *(first.add(16) as *const usize) } ^ secret;
+        let next = (w & ((1 << 48) - 1)) as *mut u8;
+        let count = w >> 48;
+        if count == 0
+            || (next as usize) & ALIGN_MASK != 0
+            || (!next.is_null() && !crate::registry::in_arena_memory(next as usize))
+        {
+            os::fatal("malloc(): corrupted transfer batch", first as usize);
+        }
+        self.xfer[idx] = next;
+        Some((first, count))
+    }
+
+    /// Moves every fast-bin chunk and every transfer batch into the regular bins, merging
+    /// neighbours.
     pub unsafe fn consolidate(&mut self, secret: usize) {
         self.have_fast = false;
+        for idx in 0..TCACHE_BINS {
+            // SAFETY: each batch holds `count` in-use blocks of this arena, linked in
+            // thread-cache format; the lock is held.
+            while let Some((first, count)) = unsafe { self.xfer_pop(idx, secret) } {
+                let mut m = first;
+                for _ in 0..count {
+                    if m.is_null() {
+                        break;
+                    }
+                    unsafe {
+                        let n = reveal(m, *(m as *const usize), secret);
+                        if (n as usize) & ALIGN_MASK != 0
+                            || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
+                        {
+                            os::fatal("malloc_consolidate(): corrupted transfer batch", n as usize);
+                        }
+                        *(m.add(SIZE_SZ) as *mut usize) = 0;
+                        let c = mem2chunk(m);
+                        self.free_to_bins(c, size(c));
+                        m = n;
+                    }
+                }
+            }
+        }
         for i in 0..NFASTBINS {
             let mut c = self.fastbins[i];
             self.fastbins[i] = null_mut();
@@ -710,6 +868,18 @@ impl Arena {
                     fast += size(c);
                     let m = chunk2mem(c);
                     c = reveal(m, *(m as *const usize), secret);
+                }
+            }
+        }
+        for idx in 0..TCACHE_BINS {
+            let mut b = self.xfer[idx];
+            while !b.is_null() {
+                // SAFETY: b heads a batch (lock held); its blocks all have the bin's size.
+                unsafe {
+                    let w = *(b.add(16) as *const usize) ^ secret;
+                    nfast += w >> 48;
+                    fast += (w >> 48) * size(mem2chunk(b));
+                    b = (w & ((1 << 48) - 1)) as *mut u8;
                 }
             }
         }

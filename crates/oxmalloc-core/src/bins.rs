@@ -79,7 +79,9 @@ impl Bins {
     #[inline(always)]
     pub fn is_empty(&mut self, i: usize) -> bool {
         let b = self.bin(i);
-        self.heads[i][0] == b
+        // SAFETY: b is this bin's header; read through the same (volatile) accessor as every
+        // other link so the compiler cannot keep a stale copy (see chunk::fd).
+        unsafe { fd(b) == b }
     }
 
     #[inline(always)]

@@ -181,26 +181,29 @@ pub unsafe fn set_foot(c: *mut u8, s: usize) {
     unsafe { set_prev_size(c.add(s), s) }
 }
 
-// Free-list links live in the user area: fd at mem+0, bk at mem+8.
+// Free-list links live in the user area: fd at mem+0, bk at mem+8. A bin's header is a fake
+// chunk inside its Arena, so list operations write the arena's memory through pointers loaded
+// from other chunks while the arena is borrowed `&mut`; every link access is volatile so the
+// compiler neither caches nor reorders them across those writes.
 #[inline(always)]
 pub unsafe fn fd(c: *mut u8) -> *mut u8 {
     // SAFETY: c is a free chunk or a bin header.
-    unsafe { *(c.add(HDR) as *const *mut u8) }
+    unsafe { core::ptr::read_volatile(c.add(HDR) as *const *mut u8) }
 }
 #[inline(always)]
 pub unsafe fn bk(c: *mut u8) -> *mut u8 {
     // SAFETY: as above.
-    unsafe { *(c.add(HDR + 8) as *const *mut u8) }
+    unsafe { core::ptr::read_volatile(c.add(HDR + 8) as *const *mut u8) }
 }
 #[inline(always)]
 pub unsafe fn set_fd(c: *mut u8, v: *mut u8) {
     // SAFETY: as above.
-    unsafe { *(c.add(HDR) as *mut *mut u8) = v }
+    unsafe { core::ptr::write_volatile(c.add(HDR) as *mut *mut u8, v) }
 }
 #[inline(always)]
 pub unsafe fn set_bk(c: *mut u8, v: *mut u8) {
     // SAFETY: as above.
-    unsafe { *(c.add(HDR + 8) as *mut *mut u8) = v }
+    unsafe { core::ptr::write_volatile(c.add(HDR + 8) as *mut *mut u8, v) }
 }
 
 /// Usable bytes of an in-use chunk, as malloc_usable_size reports them.

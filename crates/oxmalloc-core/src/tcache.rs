@@ -149,44 +149,78 @@ pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
     crate::os::fatal("free(): double free detected (block in another thread's cache)", mem as usize)
 }
 
-/// Refills bin `idx` from the thread's arena under one lock and returns one block (or null).
+/// Refills bin `idx` from the thread's arena under one lock and returns one block (or null):
+/// a whole flushed batch if the arena has one for this bin, else freshly found chunks.
 #[cold]
 #[inline(never)]
 pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
-    // SAFETY: tc is active; its arena is valid; chunks returned by int_malloc are in use.
+    // SAFETY: tc is active and bin idx is empty; its arena is valid; batches and chunks
+    // handed over are in use, of size nb, owned by this arena.
     unsafe {
         let a = global::thread_arena(tc);
         let secret = (*tc).secret;
+        let batch = ((*tc).limits[idx] as usize).div_ceil(2).max(1);
         global::lock_arena(a);
-        let first = (*a).int_malloc(nb, secret);
-        if !first.is_null() {
-            let batch = ((*tc).limits[idx] as usize).div_ceil(2);
-            for _ in 1..batch {
-                let c = (*a).int_malloc(nb, secret);
-                if c.is_null() {
-                    break;
-                }
-                push(tc, idx, chunk2mem(c));
-            }
+        if let Some((first, count)) = (*a).xfer_pop(idx, secret) {
+            (*tc).entries[idx] = first;
+            (*tc).counts[idx] = count as u16;
+        } else {
+            (*a).int_malloc_batch(nb, batch, secret, |c| push(tc, idx, chunk2mem(c)));
         }
         global::unlock_arena(a);
-        if first.is_null() {
-            null_mut()
-        } else {
-            chunk2mem(first)
-        }
+        pop(tc, idx)
     }
 }
 
-/// Returns up to `n` blocks of bin `idx` to their arenas, locking each arena once per run of
-/// blocks that belong to it.
+/// Returns up to `n` blocks of bin `idx` to their arenas. When they all belong to one arena
+/// (the usual case) they go as one batch, cut off the list without touching each block;
+/// otherwise one by one, locking each arena once per run of its blocks.
 #[cold]
 #[inline(never)]
 pub unsafe fn flush(tc: *mut ThreadCache, idx: usize, n: usize) {
     // SAFETY: blocks on the list are in-use chunks of some arena; each arena is locked
-    // while its chunks are freed into it.
+    // while its chunks are handed to it.
     unsafe {
         let secret = (*tc).secret;
+        let first = (*tc).entries[idx];
+        if first.is_null() || n == 0 {
+            return;
+        }
+        let owner = global::arena_for_chunk(mem2chunk(first));
+        let mut last = first;
+        let mut count = 1;
+        let mut one_arena = !(*owner).poisoned;
+        while count < n && one_arena {
+            let m = reveal(last, *(last as *const usize), secret);
+            if (m as usize) & ALIGN_MASK != 0
+                || (!m.is_null() && !crate::registry::in_arena_memory(m as usize))
+            {
+                corrupted_link(m);
+            }
+            if m.is_null() {
+                break;
+            }
+            one_arena = global::arena_for_chunk(mem2chunk(m)) == owner;
+            if one_arena {
+                last = m;
+                count += 1;
+            }
+        }
+        if one_arena {
+            let rest = reveal(last, *(last as *const usize), secret);
+            if (rest as usize) & ALIGN_MASK != 0
+                || (!rest.is_null() && !crate::registry::in_arena_memory(rest as usize))
+            {
+                corrupted_link(rest);
+            }
+            *(last as *mut usize) = protect(last, null_mut(), secret);
+            (*tc).entries[idx] = rest;
+            (*tc).counts[idx] -= count as u16;
+            global::lock_arena(owner);
+            (*owner).xfer_push(idx, first, count, secret);
+            global::unlock_arena(owner);
+            return;
+        }
         let mut held: *mut Arena = null_mut();
         for _ in 0..n {
             let m = pop(tc, idx);
