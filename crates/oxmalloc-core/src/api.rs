@@ -413,8 +413,13 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
             if old >= nb && old - nb < MINSIZE {
                 return p;
             }
+            // Growing in place needs a free neighbour (a binned chunk or the top, both marked
+            // free); when the next chunk is in use, skip the lock. The unlocked read is only a
+            // hint: the header is always mapped, and try_resize decides under the lock.
+            let next_free =
+                core::ptr::read_volatile(c.add(old + SIZE_SZ) as *const usize) & FREE_BIT != 0;
             let a = arena_for_chunk(c);
-            if !(*a).poisoned {
+            if (old >= nb || next_free) && !(*a).poisoned {
                 lock_arena(a);
                 let ok = (*a).try_resize(c, old, nb, global::SECRET.load(Relaxed));
                 unlock_arena(a);
@@ -423,7 +428,17 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
                 }
             }
         }
-        let np = malloc(n);
+        // A block growing by small steps (a string appended to) that must move gets 1/8 of
+        // headroom, so the next few steps fit in place instead of copying it each time.
+        // Blocks growing geometrically, or shrinking, get exactly what they ask for.
+        let roomy = old_usable + old_usable / 8;
+        let mut np = null_mut();
+        if n > old_usable && n < roomy && mapped.is_none() {
+            np = malloc(roomy);
+        }
+        if np.is_null() {
+            np = malloc(n);
+        }
         if np.is_null() {
             return np;
         }
