@@ -333,9 +333,17 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, sz: usize) {
             }
             let a = arena_for_chunk(c);
             if !(*a).poisoned {
-                lock_arena(a);
-                (*a).int_free(c, sz, global::SECRET.load(Relaxed));
-                unlock_arena(a);
+                let secret = global::SECRET.load(Relaxed);
+                if global::try_lock_arena(a) {
+                    (*a).drain_remote_chunks(secret);
+                    (*a).int_free(c, sz, secret);
+                    unlock_arena(a);
+                } else {
+                    // Busy: leave it to the lock holder instead of waiting. The key marks it
+                    // freed, so a second free of it is caught meanwhile.
+                    *(p.add(SIZE_SZ) as *mut usize) = global::TCACHE_KEY.load(Relaxed);
+                    (*(*a).remote).push_chunk(p, secret);
+                }
             }
         }
     }

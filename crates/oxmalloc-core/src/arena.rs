@@ -8,7 +8,7 @@ use crate::os;
 use crate::sync::Mutex;
 use crate::tunables;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 
 /// Freeing a chunk of at least this size consolidates fast bins and considers trimming.
 pub const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
@@ -17,6 +17,74 @@ pub const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
 const CARVE_BYTES: usize = MIN_LARGE_SIZE - ALIGN;
 /// How many unsorted chunks one malloc sorts at most.
 const MAX_UNSORTED_ITERS: usize = 10000;
+
+/// Batches flushed into an arena without its lock: one lock-free stack per cache bin (pushed
+/// with compare-and-swap by any thread, emptied whole with one swap by a lock holder, so there
+/// is no ABA). Kept outside the Arena itself, which its lock holder borrows exclusively.
+#[repr(C, align(64))]
+pub struct RemoteBatches {
+    heads: [AtomicPtr<u8>; TCACHE_BINS],
+    /// Single chunks too large for the caches, freed while the arena was locked: a lock-free
+    /// stack linked through each block's first word; the next lock holder frees them.
+    chunks: AtomicPtr<u8>,
+    /// Set when a batch is pushed; cleared by whoever drains every stack.
+    any: AtomicBool,
+}
+
+impl RemoteBatches {
+    pub const fn new() -> Self {
+        RemoteBatches {
+            heads: [const { AtomicPtr::new(null_mut()) }; TCACHE_BINS],
+            chunks: AtomicPtr::new(null_mut()),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    /// Pushes a batch (`first` heads `count` blocks linked in thread-cache format) for bin
+    /// `idx`. Lock-free; any thread.
+    pub unsafe fn push(&self, idx: usize, first: *mut u8, count: usize, secret: usize) {
+        let head = &self.heads[idx];
+        let mut old = head.load(Relaxed);
+        loop {
+            // SAFETY: first heads a batch of in-use blocks with >= 24 usable bytes, owned by
+            // the flushing thread until the exchange below publishes it.
+            unsafe { *(first.add(16) as *mut usize) = ((count << 48) | old as usize) ^ secret };
+            match head.compare_exchange_weak(old, first, Release, Relaxed) {
+                Ok(_) => break,
+                Err(now) => old = now,
+            }
+        }
+        self.any.store(true, Release);
+    }
+
+    /// Leaves block `mem` (an in-use chunk of this arena, already marked with the cached-block
+    /// key by the caller) to be freed by the next lock holder. Lock-free; any thread.
+    pub unsafe fn push_chunk(&self, mem: *mut u8, secret: usize) {
+        let mut old = self.chunks.load(Relaxed);
+        loop {
+            // SAFETY: mem is the caller's block until the exchange publishes it.
+            unsafe { *(mem as *mut usize) = protect(mem, old, secret) };
+            match self.chunks.compare_exchange_weak(old, mem, Release, Relaxed) {
+                Ok(_) => break,
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    /// Takes every batch pushed for bin `idx` (a chain in transfer-list format).
+    fn take(&self, idx: usize) -> *mut u8 {
+        if self.heads[idx].load(Relaxed).is_null() {
+            return null_mut();
+        }
+        self.heads[idx].swap(null_mut(), Acquire)
+    }
+}
+
+impl Default for RemoteBatches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 #[repr(C)]
 pub struct Arena {
@@ -27,6 +95,8 @@ pub struct Arena {
     /// list format so a flush or a refill moves a whole batch under the lock in O(1). Like
     /// fast-bin chunks they stay in use until consolidation drains them into the bins.
     xfer: [*mut u8; TCACHE_BINS],
+    /// Batches other threads (or this arena's own threads) flushed without the lock.
+    pub remote: *const RemoteBatches,
     /// Fast bins or transfer batches may hold chunks (consolidation has work to do).
     have_fast: bool,
     /// The main arena grows by brk until that fails (then it uses heaps, like the others).
@@ -67,6 +137,7 @@ impl Arena {
             bins: Bins::new(),
             fastbins: [null_mut(); NFASTBINS],
             xfer: [null_mut(); TCACHE_BINS],
+            remote: core::ptr::null(),
             have_fast: false,
             brk_mode: false,
             top: null_mut(),
@@ -81,8 +152,10 @@ impl Arena {
         }
     }
 
-    /// Initialises an arena in place; `brk` selects the main arena's brk mode.
-    pub fn init(&mut self, brk: bool, index: usize) {
+    /// Initialises an arena in place; `brk` selects the main arena's brk mode; `remote` is
+    /// where other threads leave its blocks.
+    pub fn init(&mut self, brk: bool, index: usize, remote: *const RemoteBatches) {
+        self.remote = remote;
         self.bins.init();
         self.brk_mode = brk;
         self.index = index;
@@ -93,12 +166,15 @@ impl Arena {
         let h = heap::new_heap(null_mut(), null_mut())?;
         let a_off = (HEAP_HDR + 63) & !63;
         let a = (h as usize + a_off) as *mut Arena;
-        let top_off = (a_off + core::mem::size_of::<Arena>() + 15) & !15;
-        // SAFETY: the heap is fresh writable memory, large enough for the header, the arena
-        // and an initial top; nothing else references it yet.
+        let r_off = (a_off + core::mem::size_of::<Arena>() + 63) & !63;
+        let r = (h as usize + r_off) as *mut RemoteBatches;
+        let top_off = (r_off + core::mem::size_of::<RemoteBatches>() + 15) & !15;
+        // SAFETY: the heap is fresh writable memory, large enough for the header, the arena,
+        // its remote stacks and an initial top; nothing else references it yet.
         unsafe {
             a.write(Arena::new());
-            (*a).init(false, index);
+            r.write(RemoteBatches::new());
+            (*a).init(false, index, r);
             (*h).arena = a;
             let top = (h as *mut u8).add(top_off);
             let end = round_up(
@@ -127,7 +203,67 @@ impl Arena {
     }
 
     pub fn has_fast(&self) -> bool {
-        self.have_fast
+        self.have_fast || self.has_remote()
+    }
+
+    /// Frees the chunks other threads left while the arena was locked. Lock held.
+    #[inline]
+    pub unsafe fn drain_remote_chunks(&mut self, secret: usize) {
+        // SAFETY: remote lives as long as the arena.
+        if self.remote.is_null() || unsafe { (*self.remote).chunks.load(Relaxed).is_null() } {
+            return;
+        }
+        // SAFETY: as above; every block on the stack is an in-use chunk of this arena.
+        unsafe {
+            let mut m = (*self.remote).chunks.swap(null_mut(), Acquire);
+            while !m.is_null() {
+                let n = reveal(m, *(m as *const usize), secret);
+                if (n as usize) & ALIGN_MASK != 0
+                    || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
+                {
+                    os::fatal("free(): corrupted list of deferred frees", n as usize);
+                }
+                *(m.add(SIZE_SZ) as *mut usize) = 0;
+                let c = mem2chunk(m);
+                self.int_free(c, size(c), secret);
+                m = n;
+            }
+        }
+    }
+
+    /// Whether other threads have left batches here since the last drain.
+    #[inline]
+    fn has_remote(&self) -> bool {
+        // SAFETY: remote is set at init and points at memory that lives as long as the arena.
+        !self.remote.is_null() && unsafe { (*self.remote).any.load(Relaxed) }
+    }
+
+    /// Takes the batches other threads left for bin `idx` into the transfer list. Lock held.
+    fn adopt_remote(&mut self, idx: usize, secret: usize) {
+        if self.remote.is_null() {
+            return;
+        }
+        // SAFETY: as above.
+        let chain = unsafe { (*self.remote).take(idx) };
+        if chain.is_null() {
+            return;
+        }
+        if self.xfer[idx].is_null() {
+            self.xfer[idx] = chain;
+        } else {
+            // Rare (the list is only refilled when empty): keep both by pushing batch by batch.
+            let mut b = chain;
+            while !b.is_null() {
+                // SAFETY: b heads a batch published by RemoteBatches::push.
+                unsafe {
+                    let w = *(b.add(16) as *const usize) ^ secret;
+                    let next = (w & ((1 << 48) - 1)) as *mut u8;
+                    self.xfer_push(idx, b, w >> 48, secret);
+                    b = next;
+                }
+            }
+        }
+        self.have_fast = true;
     }
 
     // ---------------------------------------------------------------- allocation
@@ -138,6 +274,7 @@ impl Arena {
         // SAFETY (whole function): every chunk touched lies in memory this arena owns and
         // the lists are consistent under the lock.
         unsafe {
+            self.drain_remote_chunks(secret);
             if nb <= MAX_FAST_CHUNK {
                 let i = fastbin_index(nb);
                 let c = self.fastbins[i];
@@ -167,7 +304,7 @@ impl Arena {
                     mark_used(c);
                     return c;
                 }
-            } else if self.have_fast {
+            } else if self.has_fast() {
                 self.consolidate(secret);
             }
 
@@ -238,7 +375,7 @@ impl Arena {
                 if self.top_size() >= nb + MINSIZE {
                     return self.split_top(nb);
                 }
-                if self.have_fast {
+                if self.has_fast() {
                     self.consolidate(secret);
                     continue;
                 }
@@ -402,7 +539,7 @@ impl Arena {
             }
             let merged = self.free_to_bins(c, sz);
             if merged >= CONSOLIDATION_THRESHOLD {
-                if self.have_fast {
+                if self.has_fast() {
                     self.consolidate(secret);
                 }
                 if self.top_size() >= tunables::TRIM_THRESHOLD.load(Relaxed) {
@@ -482,6 +619,9 @@ impl Arena {
 
     /// Takes the newest batch for cache bin `idx`: its first block and its count. Lock held.
     pub unsafe fn xfer_pop(&mut self, idx: usize, secret: usize) -> Option<(*mut u8, usize)> {
+        if self.xfer[idx].is_null() {
+            self.adopt_remote(idx, secret);
+        }
         let first = self.xfer[idx];
         if first.is_null() {
             return None;
@@ -504,6 +644,11 @@ impl Arena {
     /// neighbours.
     pub unsafe fn consolidate(&mut self, secret: usize) {
         self.have_fast = false;
+        if !self.remote.is_null() {
+            // Cleared before the stacks are emptied: a push racing with this sets it again.
+            // SAFETY: remote lives as long as the arena.
+            unsafe { (*self.remote).any.store(false, Relaxed) };
+        }
         for idx in 0..TCACHE_BINS {
             // SAFETY: each batch holds `count` in-use blocks of this arena, linked in
             // thread-cache format; the lock is held.
@@ -831,6 +976,7 @@ impl Arena {
     pub unsafe fn trim(&mut self, pad: usize, secret: usize) -> bool {
         // SAFETY: lock held; free chunks' interiors (past their links) hold no data.
         unsafe {
+            self.drain_remote_chunks(secret);
             self.consolidate(secret);
             let mut released = self.trim_top(pad);
             let page = os::page_size();
@@ -857,6 +1003,8 @@ impl Arena {
 
     /// Free-memory figures for mallinfo: (free chunks, free bytes, fast chunks, fast bytes).
     pub unsafe fn free_stats(&mut self, secret: usize) -> (usize, usize, usize, usize) {
+        // SAFETY: lock held.
+        unsafe { self.drain_remote_chunks(secret) };
         let (mut nfree, mut free) = (1usize, self.top_size());
         let (mut nfast, mut fast) = (0usize, 0usize);
         for i in 0..NFASTBINS {
@@ -872,6 +1020,7 @@ impl Arena {
             }
         }
         for idx in 0..TCACHE_BINS {
+            self.adopt_remote(idx, secret);
             let mut b = self.xfer[idx];
             while !b.is_null() {
                 // SAFETY: b heads a batch (lock held); its blocks all have the bin's size.

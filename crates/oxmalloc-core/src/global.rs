@@ -25,6 +25,7 @@ impl<T> Global<T> {
 }
 
 pub static MAIN: Global<Arena> = Global::new(Arena::new());
+static MAIN_REMOTE: crate::arena::RemoteBatches = crate::arena::RemoteBatches::new();
 
 const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -79,7 +80,7 @@ fn init_slow() {
         // SAFETY: single-threaded here: every other caller waits for DONE.
         unsafe {
             let m = MAIN.get();
-            (*m).init(true, 0);
+            (*m).init(true, 0, &MAIN_REMOTE);
             (*m).next = core::ptr::null_mut();
         }
         LAST.store(MAIN.get(), Release);
@@ -178,6 +179,23 @@ pub fn lock_arena(a: *mut Arena) {
         if !(*a).lock.try_lock() && !fork_owned() {
             (*a).lock.lock();
         }
+    }
+}
+
+/// Takes arena `a`'s lock if it is free right now (recorded like lock_arena); false if not.
+#[inline]
+pub fn try_lock_arena(a: *mut Arena) -> bool {
+    // SAFETY: as for lock_arena.
+    unsafe {
+        let tc = tls::current();
+        (*tc).held = a;
+        core::sync::atomic::compiler_fence(SeqCst);
+        if (*a).lock.try_lock() || fork_owned() {
+            return true;
+        }
+        core::sync::atomic::compiler_fence(SeqCst);
+        (*tc).held = core::ptr::null_mut();
+        false
     }
 }
 

@@ -216,9 +216,8 @@ pub unsafe fn flush(tc: *mut ThreadCache, idx: usize, n: usize) {
             *(last as *mut usize) = protect(last, null_mut(), secret);
             (*tc).entries[idx] = rest;
             (*tc).counts[idx] -= count as u16;
-            global::lock_arena(owner);
-            (*owner).xfer_push(idx, first, count, secret);
-            global::unlock_arena(owner);
+            // No lock: the batch goes on the owner's lock-free stack for this bin.
+            (*(*owner).remote).push(idx, first, count, secret);
             return;
         }
         let mut held: *mut Arena = null_mut();
