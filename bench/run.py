@@ -46,7 +46,9 @@ REAL = os.path.join(BENCH, "real")
 sys.path.insert(0, REAL)
 import redisload  # noqa: E402  (bench/real/redisload.py)
 
-ALLOC_ORDER = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "oxmalloc"]
+ALLOC_ORDER = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "oxmalloc", "oxmalloc-harden"]
+# Measured only on request (--harden): oxmalloc with OXMALLOC_HARDEN=1.
+OPTIONAL = {"oxmalloc-harden"}
 PEERS = ["jemalloc", "mimalloc", "tcmalloc"]
 LIBDIRS = ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
 PEER_SONAMES = {
@@ -55,7 +57,7 @@ PEER_SONAMES = {
     "tcmalloc": ["libtcmalloc_minimal.so.4", "libtcmalloc_minimal.so", "libtcmalloc.so.4"],
 }
 COLORS = {"glibc": "#777777", "jemalloc": "#1f77b4", "mimalloc": "#2ca02c",
-          "tcmalloc": "#ff7f0e", "oxmalloc": "#d62728"}
+          "tcmalloc": "#ff7f0e", "oxmalloc": "#d62728", "oxmalloc-harden": "#8c564b"}
 NOISE_NOTE = ("On this class of machine (2 shared cores, other jobs compiling), a difference "
               "under 1.3x on a single workload is not significant; look at the geometric means "
               "and at differences well beyond the min-max spread.")
@@ -171,7 +173,7 @@ def discover_allocators(args, wanted):
         if name == "glibc":
             allocs[name] = {"path": None, "present": True,
                             "version": os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else ""}
-        elif name == "oxmalloc":
+        elif name in ("oxmalloc", "oxmalloc-harden"):
             path = args.lib or os.environ.get("OXMALLOC_LIB") or os.path.join(ROOT, "target", "release", "liboxmalloc.so")
             path = os.path.abspath(path)
             if os.path.isfile(path):
@@ -181,6 +183,9 @@ def discover_allocators(args, wanted):
                 allocs[name] = {"path": path, "present": True,
                                 "version": "git %s%s, built %s" % (rev or "?", "+dirty crates" if dirty else "",
                                                                     mtime.strftime("%Y-%m-%d %H:%M UTC"))}
+                if name == "oxmalloc-harden":
+                    allocs[name]["env"] = {"OXMALLOC_HARDEN": "1"}
+                    allocs[name]["version"] += ", OXMALLOC_HARDEN=1"
             else:
                 allocs[name] = {"path": path, "present": False,
                                 "note": "not built (cargo build --release -p oxmalloc-cabi); skipped"}
@@ -358,6 +363,8 @@ def alloc_env(alloc_name, alloc, wl, extra=None):
     env.pop("LD_PRELOAD", None)
     env.pop("MALLOC_CONF", None)
     env.pop("MIMALLOC_OPTIONS", None)
+    env.pop("OXMALLOC_HARDEN", None)
+    env.update(alloc.get("env", {}))
     if alloc["path"]:
         env["LD_PRELOAD"] = alloc["path"]
     elif wl.opts.get("glibc_preload_libc"):
@@ -631,7 +638,9 @@ def do_smoke(args):
 
 
 def do_bench(args, mode):
-    wanted = args.alloc.split(",") if args.alloc else ALLOC_ORDER
+    wanted = args.alloc.split(",") if args.alloc else [a for a in ALLOC_ORDER if a not in OPTIONAL]
+    if args.harden and "oxmalloc-harden" not in wanted:
+        wanted = wanted + ["oxmalloc-harden"]
     for a in wanted:
         if a not in ALLOC_ORDER:
             sys.exit("unknown allocator %s" % a)
@@ -702,7 +711,9 @@ def do_fastpath(args):
     if not shutil.which("valgrind"):
         print("note: valgrind not installed; no fast-path figures")
         return None
-    wanted = args.alloc.split(",") if args.alloc else ALLOC_ORDER
+    wanted = args.alloc.split(",") if args.alloc else [a for a in ALLOC_ORDER if a not in OPTIONAL]
+    if args.harden and "oxmalloc-harden" not in wanted:
+        wanted = wanted + ["oxmalloc-harden"]
     if "glibc" not in wanted:
         wanted = ["glibc"] + wanted
     allocs = discover_allocators(args, wanted)
@@ -1102,6 +1113,7 @@ def main():
     g.add_argument("--smoke", action="store_true", help="CI check: glibc vs oxmalloc, tiny, once")
     g.add_argument("--docs-only", action="store_true", help="regenerate docs from bench/results/*.json")
     ap.add_argument("--fastpath", action="store_true", help="callgrind instruction counts per operation")
+    ap.add_argument("--harden", action="store_true", help="also measure oxmalloc with OXMALLOC_HARDEN=1")
     ap.add_argument("--runs", type=int, help="override the number of runs")
     ap.add_argument("--only", help="comma-separated workload names")
     ap.add_argument("--alloc", help="comma-separated allocators (glibc always included)")
