@@ -64,7 +64,10 @@ impl RemoteBatches {
         loop {
             // SAFETY: mem is the caller's block until the exchange publishes it.
             unsafe { *(mem as *mut usize) = protect(mem, old, secret) };
-            match self.chunks.compare_exchange_weak(old, mem, Release, Relaxed) {
+            match self
+                .chunks
+                .compare_exchange_weak(old, mem, Release, Relaxed)
+            {
                 Ok(_) => break,
                 Err(now) => old = now,
             }
@@ -564,7 +567,10 @@ impl Arena {
             let bit = h & IN_HEAP;
             let nx = c.add(sz);
             if !tag_ok(nx, head(nx)) {
-                os::fatal("free(): corrupted chunk header after the block", chunk2mem(c) as usize);
+                os::fatal(
+                    "free(): corrupted chunk header after the block",
+                    chunk2mem(c) as usize,
+                );
             }
             if !prev_inuse(nx) {
                 os::fatal("double free or corruption (!prev)", chunk2mem(c) as usize);

@@ -2,8 +2,8 @@
 //! freed; freeing one raises the threshold dynamically (up to 32 MiB) unless fixed by hand.
 
 use crate::chunk::*;
-use crate::{os, registry};
 use crate::tunables::{self, MMAP_THRESHOLD_MAX};
+use crate::{os, registry};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 pub static N_MMAPS: AtomicUsize = AtomicUsize::new(0);

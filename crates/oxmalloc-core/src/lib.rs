@@ -23,6 +23,7 @@ pub mod hooks;
 pub mod large;
 pub mod os;
 pub mod registry;
+pub mod report_file;
 pub mod stats;
 pub mod sync;
 pub mod tcache;

@@ -137,7 +137,10 @@ pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
         let mut n = 0u32;
         while !e.is_null() && n <= (*tc).counts[idx] as u32 {
             if e == mem {
-                crate::os::fatal("free(): double free detected (block in the thread cache)", mem as usize);
+                crate::os::fatal(
+                    "free(): double free detected (block in the thread cache)",
+                    mem as usize,
+                );
             }
             e = reveal(e, *(e as *const usize), (*tc).secret);
             if (e as usize) & ALIGN_MASK != 0 || !crate::registry::in_arena_memory(e as usize) {
@@ -146,7 +149,10 @@ pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
             n += 1;
         }
     }
-    crate::os::fatal("free(): double free detected (block in another thread's cache)", mem as usize)
+    crate::os::fatal(
+        "free(): double free detected (block in another thread's cache)",
+        mem as usize,
+    )
 }
 
 /// Refills bin `idx` from the thread's arena under one lock and returns one block (or null):
