@@ -1,7 +1,7 @@
 //! `oxmalloc`: run a program with liboxmalloc preloaded.
 //!
 //! ```text
-//! oxmalloc run [--stats] [--lib PATH] -- CMD [ARGS...]
+//! oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...]
 //! ```
 //!
 //! The library is looked up, in order:
@@ -21,6 +21,8 @@
 //! `OXMALLOC_STATS_AT_EXIT=<this process's pid>`, which makes the library print
 //! `malloc_stats()` to stderr when the command exits (only in the command, a
 //! direct child of this process, not in the processes it starts).
+//! `--stats-file FILE` writes that report, with malloc_info's XML, to FILE
+//! instead (owner-only, whole or not at all; `%p` in FILE becomes the pid).
 //!
 //! Exit status: the command's own status, or 128+N when it was killed by
 //! signal N; 2 for usage errors, a missing library or a command that cannot
@@ -44,13 +46,17 @@ const HELP: &str = "\
 oxmalloc: run a program with the oxmalloc allocator (liboxmalloc.so) preloaded.
 
 Usage:
-  oxmalloc run [--stats] [--lib PATH] -- CMD [ARGS...]
+  oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...]
   oxmalloc --help
   oxmalloc --version
 
 Options for `run`:
   --stats        print malloc_stats() to stderr when CMD exits
                  (sets OXMALLOC_STATS_AT_EXIT=<pid of oxmalloc> for CMD)
+  --stats-file FILE
+                 write that report and malloc_info's XML to FILE instead
+                 (mode 0600, replaced atomically, never through a symlink;
+                 %p in FILE becomes CMD's pid)
   --lib PATH     use this liboxmalloc.so
   --             end of options; everything after it is CMD and its ARGS
 
@@ -91,7 +97,7 @@ fn main() -> ExitCode {
 fn real_main() -> Result<u8, Error> {
     let mut args = std::env::args_os().skip(1);
     let Some(first) = args.next() else {
-        return err("no subcommand given (usage: oxmalloc run [--stats] [--lib PATH] -- CMD [ARGS...]; see 'oxmalloc --help')");
+        return err("no subcommand given (usage: oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...]; see 'oxmalloc --help')");
     };
     match first.to_str() {
         Some("-h" | "--help" | "help") => {
@@ -129,6 +135,8 @@ fn print_stdout(s: &str) {
 #[derive(Debug)]
 struct RunOpts {
     stats: bool,
+    /// --stats-file: the report goes to this file (written atomically) instead of stderr.
+    stats_file: Option<OsString>,
     lib: Option<OsString>,
     /// CMD followed by its ARGS; never empty.
     command: Vec<OsString>,
@@ -141,6 +149,7 @@ enum Parsed {
 
 fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
     let mut stats = false;
+    let mut stats_file = None;
     let mut lib = None;
     let mut it = args.into_iter();
     let mut command = Vec::new();
@@ -150,6 +159,18 @@ fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
             command.extend(it.by_ref());
             break;
         } else if bytes == b"--stats" {
+            stats = true;
+        } else if bytes == b"--stats-file" {
+            match it.next() {
+                Some(p) if !p.is_empty() => stats_file = Some(p),
+                _ => return err("option '--stats-file' needs a FILE argument"),
+            }
+            stats = true;
+        } else if let Some(p) = bytes.strip_prefix(b"--stats-file=") {
+            if p.is_empty() {
+                return err("option '--stats-file' needs a FILE argument");
+            }
+            stats_file = Some(OsStr::from_bytes(p).to_os_string());
             stats = true;
         } else if bytes == b"-h" || bytes == b"--help" {
             return Ok(Parsed::Help);
@@ -177,11 +198,12 @@ fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
     }
     if command.is_empty() {
         return err(
-            "no command given (usage: oxmalloc run [--stats] [--lib PATH] -- CMD [ARGS...])",
+            "no command given (usage: oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...])",
         );
     }
     Ok(Parsed::Run(RunOpts {
         stats,
+        stats_file,
         lib,
         command,
     }))
@@ -220,6 +242,10 @@ fn run(opts: RunOpts) -> Result<u8, Error> {
         // Our pid: the library then reports only in its direct children (the command itself,
         // exec chains included), not in every process the command starts.
         cmd.env(ENV_STATS, std::process::id().to_string());
+        match &opts.stats_file {
+            Some(f) => cmd.env("OXMALLOC_STATS_FILE", f),
+            None => cmd.env_remove("OXMALLOC_STATS_FILE"),
+        };
         eprintln!(
             "oxmalloc: running {} with {}",
             shell_words(&opts.command),

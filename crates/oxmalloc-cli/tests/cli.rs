@@ -57,6 +57,7 @@ where
     c.args(args)
         .env_remove("OXMALLOC_LIB")
         .env_remove("OXMALLOC_STATS_AT_EXIT")
+        .env_remove("OXMALLOC_STATS_FILE")
         .env_remove("LD_PRELOAD");
     c
 }
@@ -122,7 +123,7 @@ fn help() {
         assert!(o.status.success(), "{args:?}");
         let out = stdout(&o);
         assert!(
-            out.contains("oxmalloc run [--stats] [--lib PATH] -- CMD"),
+            out.contains("oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD"),
             "{out}"
         );
         assert!(out.contains("OXMALLOC_LIB"), "{out}");
@@ -606,4 +607,63 @@ fn real_library_stats_at_exit() {
     assert_eq!(stdout(&o), "inner\nsub\nouter\n");
     let err = stderr(&o);
     assert_eq!(err.matches("Arena 0:").count(), 1, "{err}");
+}
+
+#[test]
+fn real_library_stats_file_is_whole_private_and_not_followed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(lib) = real_lib() else {
+        assert!(Path::new(EXE).is_file());
+        return;
+    };
+    if !Path::new("/bin/bash").is_file() {
+        eprintln!("note: no /bin/bash; skipping the --stats-file test");
+        return;
+    }
+    let dir = scratch("statsfile");
+    // A symlink planted where the report goes, pointing at a file that must not change.
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let report = dir.join("report.txt");
+    std::os::unix::fs::symlink(&victim, &report).unwrap();
+    let o = run(oxmalloc(["run", "--stats-file"])
+        .arg(&report)
+        .arg("--lib")
+        .arg(&lib)
+        .args(["--", "/bin/bash", "-c", "echo hi"]));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "hi\n");
+    // Nothing on stderr but the header line: the report went to the file.
+    assert!(!stderr(&o).contains("Arena 0:"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    let meta = std::fs::symlink_metadata(&report).unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        "the symlink was written through"
+    );
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.starts_with("Arena 0:\n"), "{text}");
+    assert!(text.contains("Total (incl. mmap):"), "{text}");
+    assert!(text.trim_end().ends_with("</malloc>"), "{text}");
+    // No temporary files left beside it.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+
+    // An unwritable place: the command still succeeds, with one line saying why.
+    let o = run(oxmalloc(["run", "--stats-file"])
+        .arg(dir.join("no/such/dir/r.txt"))
+        .arg("--lib")
+        .arg(&lib)
+        .args(["--", "/bin/bash", "-c", "true"]));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("oxmalloc: cannot write the stats file"),
+        "{}",
+        stderr(&o)
+    );
 }

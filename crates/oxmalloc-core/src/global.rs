@@ -120,15 +120,11 @@ fn init_thread_machinery() {
 /// OXMALLOC_STATS_AT_EXIT: "1" (or any non-numeric value but "0") reports in every process
 /// that inherits it; a process id N > 1 reports only in the direct children of N, which is
 /// how `oxmalloc run --stats` gets one report for its command and none for the command's
-/// own helpers (a pyenv shim's subshells, say).
+/// own helpers (a pyenv shim's subshells, say). OXMALLOC_STATS_FILE alone asks for a report
+/// too (in every process; `%p` in the name keeps them apart).
 fn stats_wanted() -> bool {
-    // SAFETY: the name is NUL-terminated; getenv does not allocate; the value is a C string.
-    let v = unsafe {
-        let p = libc::getenv(c"OXMALLOC_STATS_AT_EXIT".as_ptr());
-        if p.is_null() {
-            return false;
-        }
-        core::ffi::CStr::from_ptr(p).to_bytes()
+    let Some(v) = env(c"OXMALLOC_STATS_AT_EXIT") else {
+        return env(c"OXMALLOC_STATS_FILE").is_some_and(|f| !f.is_empty());
     };
     match tunables::parse_num(v) {
         Some(0) => false,
@@ -136,6 +132,20 @@ fn stats_wanted() -> bool {
         Some(pid) => {
             STATS_PARENT.store(pid, Relaxed);
             is_child_of(pid)
+        }
+    }
+}
+
+/// An environment variable's value (libc getenv: no allocation).
+fn env(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    // SAFETY: name is NUL-terminated; getenv does not allocate; the value is a C string that
+    // lives as long as the environment.
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        if p.is_null() {
+            None
+        } else {
+            Some(core::ffi::CStr::from_ptr(p).to_bytes())
         }
     }
 }
@@ -152,8 +162,21 @@ extern "C" fn stats_at_exit() {
     // A forked copy of the command (a shell's subshell) inherits this hook: only the process
     // that is still the parent's direct child reports.
     let parent = STATS_PARENT.load(Relaxed);
-    if parent == 0 || is_child_of(parent) {
-        crate::stats::malloc_stats();
+    if parent != 0 && !is_child_of(parent) {
+        return;
+    }
+    match env(c"OXMALLOC_STATS_FILE") {
+        Some(f) if !f.is_empty() => {
+            if let Err(e) = crate::stats::write_report_file(f) {
+                let mut w = crate::fmt::StackWriter::<160>::new();
+                let _ = core::fmt::Write::write_fmt(
+                    &mut w,
+                    format_args!("oxmalloc: cannot write the stats file (errno {})\n", e),
+                );
+                os::write_stderr(w.as_bytes());
+            }
+        }
+        _ => crate::stats::malloc_stats(),
     }
 }
 

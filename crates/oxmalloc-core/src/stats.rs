@@ -78,6 +78,11 @@ pub fn mallinfo2() -> MallInfo2 {
 
 /// Prints the per-arena and total figures to stderr in glibc's layout.
 pub fn malloc_stats() {
+    malloc_stats_to(&mut |b| crate::os::write_stderr(b));
+}
+
+/// malloc_stats's text, written through `out` piece by piece.
+pub fn malloc_stats_to(out: &mut dyn FnMut(&[u8])) {
     global::ensure_init();
     let mut w = StackWriter::<256>::new();
     let (mut system, mut inuse) = (0usize, 0usize);
@@ -91,7 +96,7 @@ pub fn malloc_stats() {
             "Arena {}:\nsystem bytes     = {:>10}\nin use bytes     = {:>10}\n",
             i, f.system, used
         );
-        crate::os::write_stderr(w.as_bytes());
+        out(w.as_bytes());
         system += f.system;
         inuse += used;
         i += 1;
@@ -106,7 +111,67 @@ pub fn malloc_stats() {
         large::MAX_N_MMAPS.load(Relaxed),
         large::MAX_MMAPPED_MEM.load(Relaxed)
     );
-    crate::os::write_stderr(w.as_bytes());
+    out(w.as_bytes());
+}
+
+/// Writes the exit report (malloc_stats, then malloc_info's XML) to file `path` whole or not
+/// at all (see report_file), assembling it in a private mapping so nothing is allocated.
+/// `%p` in the path becomes the process id. Returns the errno on failure.
+pub fn write_report_file(path: &[u8]) -> Result<(), i32> {
+    const CAP: usize = 4 << 20;
+    let mut name = [0u8; crate::report_file::PATH_MAX];
+    let mut n = 0;
+    let mut i = 0;
+    while i < path.len() && path[i] != 0 {
+        if path[i] == b'%' && path.get(i + 1) == Some(&b'p') {
+            let mut w = StackWriter::<24>::new();
+            // SAFETY: getpid has no preconditions.
+            let _ = write!(w, "{}", unsafe { libc::getpid() });
+            for &b in w.as_bytes() {
+                if n < name.len() {
+                    name[n] = b;
+                    n += 1;
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if n < name.len() {
+            name[n] = path[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    if n >= name.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    let Some(buf) = crate::os::mmap_rw(CAP) else {
+        return Err(libc::ENOMEM);
+    };
+    let mut len = 0usize;
+    let mut truncated = false;
+    {
+        let mut put = |b: &[u8]| {
+            if len + b.len() <= CAP {
+                // SAFETY: buf has CAP writable bytes; the range is inside it.
+                unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), buf.add(len), b.len()) };
+                len += b.len();
+            } else {
+                truncated = true;
+            }
+        };
+        malloc_stats_to(&mut put);
+        malloc_info(&mut put);
+    }
+    let r = if truncated {
+        Err(libc::EFBIG)
+    } else {
+        // SAFETY: the first len bytes of buf were written above.
+        let body = unsafe { core::slice::from_raw_parts(buf, len) };
+        crate::report_file::write_atomic(&name[..n], &[body])
+    };
+    crate::os::munmap(buf, CAP);
+    r
 }
 
 /// Writes malloc_info's XML through `out` (called with each piece of text).
