@@ -44,7 +44,7 @@ for arg in "$@"; do
     *) progs+=("$arg") ;;
     esac
 done
-[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork)
+[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork abuse)
 
 lib=${OXMALLOC_LIB:-target/release/liboxmalloc.so}
 case $lib in /*) ;; *) lib=$root/$lib ;; esac
