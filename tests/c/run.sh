@@ -44,10 +44,13 @@ for arg in "$@"; do
     *) progs+=("$arg") ;;
     esac
 done
-[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork abuse)
+[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork abuse oom)
 
 lib=${OXMALLOC_LIB:-target/release/liboxmalloc.so}
 case $lib in /*) ;; *) lib=$root/$lib ;; esac
+
+# Programs also run with OXMALLOC_HARDEN=1.
+harden_progs="conformance stress forktest threadchurn lifecycle oom"
 
 passed=0
 failed=0
@@ -126,6 +129,10 @@ for name in "${progs[@]}"; do
                 # shellcheck disable=SC2086
                 run_one "$name" oxmalloc "$lib" $v
             done
+            # The same programs must also pass in the hardened mode (oxmalloc only).
+            case " $harden_progs " in
+            *" $name "*) run_one "$name" oxmalloc "$lib" OXMALLOC_HARDEN=1 -- ;;
+            esac
         else
             printf '%-8s %-12s FAIL  library %s not found\n' oxmalloc "$name" "$lib"
             failed=$((failed + 1))
