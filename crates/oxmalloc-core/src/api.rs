@@ -368,8 +368,8 @@ pub unsafe fn calloc(n: usize, m: usize) -> *mut u8 {
             return p;
         }
         let c = mem2chunk(p);
-        // A fresh mapping is already zero.
-        if !is_mmapped(c) {
+        // A fresh mapping is already zero, unless MALLOC_PERTURB_ just filled it.
+        if !is_mmapped(c) || tunables::PERTURB.load(Relaxed) != 0 {
             core::ptr::write_bytes(p, 0, crate::chunk::usable_size(c));
         }
         p

@@ -19,8 +19,11 @@ use core::sync::atomic::Ordering::Relaxed;
 /// Bytes each block is enlarged by: at least 8 canary bytes and the size word.
 pub const TRAILER: usize = 16;
 
+/// Whether the hardened mode is on. Initialises first: the mode is read from the
+/// environment then, and the very first call must already be armed.
 #[inline]
 pub fn on() -> bool {
+    global::ensure_init();
     tunables::HARDEN.load(Relaxed)
 }
 
@@ -61,7 +64,10 @@ unsafe fn check(m: *mut u8, who: Caller) -> usize {
         let n = (m.add(u - SIZE_SZ) as *const usize).read_unaligned() ^ w;
         let msg = match who {
             Caller::Realloc => "realloc(): heap overflow detected (canary overwritten)",
-            _ => "free(): heap overflow detected (canary overwritten)",
+            Caller::UsableSize => {
+                "malloc_usable_size(): heap overflow detected (canary overwritten)"
+            }
+            Caller::Free => "free(): heap overflow detected (canary overwritten)",
         };
         if u < TRAILER || n > u - TRAILER {
             os::fatal(msg, m as usize);

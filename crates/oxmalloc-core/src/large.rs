@@ -133,13 +133,18 @@ pub unsafe fn remap_chunk(c: *mut u8, nb: usize) -> *mut u8 {
     if new_len == total {
         return c;
     }
-    let Some(nbase) = os::mremap(base, total, new_len) else {
+    let moved = registry::map_remap(c as usize, || {
+        let nbase = os::mremap(base, total, new_len)?;
+        let nc = (nbase as usize + off) as *mut u8;
+        // SAFETY: the mapping now spans new_len bytes with the old contents at the same
+        // offsets.
+        unsafe { set_head(nc, (new_len - off) | IS_MMAPPED) };
+        Some((nc as usize, new_len))
+    });
+    let Some(nc) = moved else {
         return core::ptr::null_mut();
     };
-    let nc = (nbase as usize + off) as *mut u8;
-    registry::map_replace(c as usize, nc as usize, new_len);
-    // SAFETY: the mapping now spans new_len bytes with the old contents at the same offsets.
-    unsafe { set_head(nc, (new_len - off) | IS_MMAPPED) };
+    let nc = nc as *mut u8;
     if new_len > total {
         let m = MMAPPED_MEM.fetch_add(new_len - total, Relaxed) + new_len - total;
         MAX_MMAPPED_MEM.fetch_max(m, Relaxed);

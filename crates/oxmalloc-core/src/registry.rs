@@ -285,21 +285,28 @@ pub fn map_remove(c: usize) -> Mapped {
     r
 }
 
-/// Replaces `old` by `new` (mremap moved or resized the mapping). Never needs to grow.
-pub fn map_replace(old: usize, new: usize, len: usize) {
+/// Resizes registered mapping `old` with `remap` (which calls mremap and returns the new chunk
+/// address and mapping length, or None) while holding the table's lock, so no other thread
+/// can see the range mremap freed still registered as a live block (a fresh mmap may be
+/// given that range at once). Never needs to grow the table.
+pub fn map_remap(old: usize, remap: impl FnOnce() -> Option<(usize, usize)>) -> Option<usize> {
     lock();
     let m = MAPS.get();
-    // SAFETY: under MAPS_LOCK; removing first leaves room for the insert.
-    unsafe {
-        if let Some(i) = (*m).find(old) {
-            (*m).remove_at(i);
-        }
-        if (*m).reserve() {
-            (*m).put(new, len);
-            (*m).forget_recent(new);
+    let r = remap();
+    if let Some((new, len)) = r {
+        // SAFETY: under MAPS_LOCK; removing first leaves room for the insert.
+        unsafe {
+            if let Some(i) = (*m).find(old) {
+                (*m).remove_at(i);
+            }
+            if (*m).reserve() {
+                (*m).put(new, len);
+                (*m).forget_recent(new);
+            }
         }
     }
     unlock();
+    r.map(|(new, _)| new)
 }
 
 /// Whether the table trusts headers (a forked child that interrupted an update).
@@ -361,7 +368,12 @@ mod tests {
         // The most recent removals are remembered as freed.
         assert_eq!(map_lookup(base + 4998 * 4096 + 16), Mapped::Freed);
         assert_eq!(map_lookup(base + 1), Mapped::Unknown);
-        map_replace(base + 4096 + 16, base + 16, 4096);
+        assert_eq!(
+            map_remap(base + 4096 + 16, || Some((base + 16, 4096))),
+            Some(base + 16)
+        );
+        assert_eq!(map_remap(base + 2 * 4096 + 16, || None), None);
+        assert_eq!(map_lookup(base + 2 * 4096 + 16), Mapped::Live(8192));
         assert_eq!(map_lookup(base + 16), Mapped::Live(4096));
         assert_eq!(map_lookup(base + 4096 + 16), Mapped::Unknown);
     }
