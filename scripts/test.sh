@@ -31,6 +31,8 @@ suite() {
 suite build cargo build --release --workspace
 export OXMALLOC_LIB=$ROOT/target/release/liboxmalloc.so
 suite rust-tests cargo test --release --workspace
+suite fuzz-slice bash -c 'target/release/oxmalloc-fuzz --seconds 20 --seed 1 --threads 4 &&
+    OXMALLOC_HARDEN=1 target/release/oxmalloc-fuzz --seconds 10 --seed 2 --threads 4'
 suite c-programs bash tests/c/run.sh
 suite real-programs bash tests/real/run.sh
 if [ -f bench/run.py ]; then

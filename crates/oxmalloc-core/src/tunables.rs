@@ -49,8 +49,9 @@ pub const M_ARENA_MAX: i32 = -8;
 pub fn mallopt(param: i32, value: i32) -> i32 {
     match param {
         M_MXFAST => {
-            // Fast bins are sized at build time; accept glibc's legal range, as glibc does.
-            if value >= 0 && value as usize <= crate::chunk::MAX_FAST_REQUEST {
+            // Fast bins are sized at build time; accept glibc's legal range (up to
+            // MAX_FAST_SIZE = 80 * SIZE_SZ / 4 = 160 bytes on 64-bit), as glibc does.
+            if value >= 0 && value as usize <= 80 * crate::chunk::SIZE_SZ / 4 {
                 1
             } else {
                 0
