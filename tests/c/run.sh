@@ -44,7 +44,7 @@ for arg in "$@"; do
     *) progs+=("$arg") ;;
     esac
 done
-[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork abuse oom)
+[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork abuse oom chaos)
 
 lib=${OXMALLOC_LIB:-target/release/liboxmalloc.so}
 case $lib in /*) ;; *) lib=$root/$lib ;; esac
@@ -117,6 +117,8 @@ for name in "${progs[@]}"; do
         "GLIBC_TUNABLES=glibc.malloc.arena_max=2 -- 1 2"
     )
     [ "$name" != tunables ] && variants=("--")
+    # chaos: a bounded CI slice (SECONDS THREADS); CHAOS_SECONDS=N runs it longer.
+    [ "$name" = chaos ] && variants=("-- ${CHAOS_SECONDS:-8} 4")
     # sigfork is oxmalloc-only: glibc 2.36 itself corrupts its heap in such children
     # ("malloc(): unsorted double linked list corrupted"), so there is no baseline to match.
     for v in "${variants[@]}"; do
