@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: builds everything, then runs the Rust unit and
-# integration tests, the C conformance/regions/stress/fork/thread-churn programs under
-# LD_PRELOAD, real programs compared with glibc, and the benchmark runner's smoke check.
+# integration tests, a fuzz slice, the C conformance/regions/stress/fork/thread-churn/OOM/abuse/
+# chaos programs under LD_PRELOAD, real programs and CPython's own regression tests compared
+# with glibc, and the benchmark runner's smoke check.
 # Prints one summary line "tests: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ suite fuzz-slice bash -c 'target/release/oxmalloc-fuzz --seconds 20 --seed 1 --t
     OXMALLOC_HARDEN=1 target/release/oxmalloc-fuzz --seconds 10 --seed 2 --threads 4'
 suite c-programs bash tests/c/run.sh
 suite real-programs bash tests/real/run.sh
+suite cpython-suite bash tests/real/cpython-suite.sh
 if [ -f bench/run.py ]; then
     suite bench-smoke python3 bench/run.py --smoke
 fi
