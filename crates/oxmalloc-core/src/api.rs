@@ -46,17 +46,11 @@ unsafe fn malloc_slow(n: usize) -> *mut u8 {
         return unsafe { harden::malloc(n) };
     }
     // SAFETY: forwarded.
-    unsafe { malloc_raw(n) }
-}
-
-/// malloc without the thread cache's fast path or the hardened mode's wrapping.
-pub(crate) unsafe fn malloc_raw(n: usize) -> *mut u8 {
-    // SAFETY: forwarded.
     unsafe { malloc_sized(n, n) }
 }
 
-/// malloc_raw reporting `shown` bytes to the tracking hook (the hardened mode asks for more
-/// than its caller did).
+/// malloc without the thread cache's fast path or the hardened mode's wrapping, reporting
+/// `shown` bytes to the tracking hook (the hardened mode asks for more than its caller did).
 pub(crate) unsafe fn malloc_sized(n: usize, shown: usize) -> *mut u8 {
     if n > MAX_REQUEST {
         os::set_errno(libc::ENOMEM);

@@ -221,9 +221,7 @@ impl Arena {
             let mut m = (*self.remote).chunks.swap(null_mut(), Acquire);
             while !m.is_null() {
                 let n = reveal(m, *(m as *const usize), secret);
-                if (n as usize) & ALIGN_MASK != 0
-                    || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
-                {
+                if !crate::registry::valid_link(n) {
                     os::fatal("free(): corrupted list of deferred frees", n as usize);
                 }
                 *(m.add(SIZE_SZ) as *mut usize) = 0;
@@ -279,22 +277,8 @@ impl Arena {
         unsafe {
             self.drain_remote_chunks(secret);
             if nb <= MAX_FAST_CHUNK {
-                let i = fastbin_index(nb);
-                let c = self.fastbins[i];
+                let c = self.fastbin_pop(nb, secret);
                 if !c.is_null() {
-                    let n = reveal(chunk2mem(c), *(chunk2mem(c) as *const usize), secret);
-                    if (n as usize) & ALIGN_MASK != 0 {
-                        os::fatal("malloc(): unaligned fastbin chunk detected", n as usize);
-                    }
-                    if fastbin_index(size(c)) != i {
-                        os::fatal("malloc(): memory corruption (fast)", c as usize);
-                    }
-                    check_free(c, "malloc(): corrupted chunk header in a fast bin");
-                    if !n.is_null() && !crate::registry::in_arena_memory(n as usize) {
-                        os::fatal("malloc(): corrupted free list (fast bin)", n as usize);
-                    }
-                    self.fastbins[i] = n;
-                    mark_used(c);
                     return c;
                 }
             }
@@ -390,6 +374,32 @@ impl Arena {
         }
     }
 
+    /// Takes a chunk of size `nb` (<= MAX_FAST_CHUNK) from its fast bin, or null, checking the
+    /// link it follows and the chunk's header first. Lock held.
+    #[inline]
+    unsafe fn fastbin_pop(&mut self, nb: usize, secret: usize) -> *mut u8 {
+        let i = fastbin_index(nb);
+        let c = self.fastbins[i];
+        if c.is_null() {
+            return c;
+        }
+        // SAFETY: c heads this fast bin; its link is mangled at mem.
+        unsafe {
+            let m = chunk2mem(c);
+            let n = reveal(m, *(m as *const usize), secret);
+            if !crate::registry::valid_link(n) {
+                os::fatal("malloc(): corrupted free list (fast bin)", n as usize);
+            }
+            if size(c) != nb {
+                os::fatal("malloc(): memory corruption (fast)", c as usize);
+            }
+            check_free(c, "malloc(): corrupted chunk header in a fast bin");
+            self.fastbins[i] = n;
+            mark_used(c);
+        }
+        c
+    }
+
     /// Allocates up to `want` chunks of size `nb` (a small size) for a thread-cache refill and
     /// hands each to `put`; returns how many. Chunks of exactly that size come first (its
     /// fast bin, then its small bin); the rest are carved side by side from one chunk that
@@ -406,22 +416,11 @@ impl Arena {
         unsafe {
             let mut got = 0;
             if nb <= MAX_FAST_CHUNK {
-                let i = fastbin_index(nb);
-                while got < want && !self.fastbins[i].is_null() {
-                    let c = self.fastbins[i];
-                    let m = chunk2mem(c);
-                    let n = reveal(m, *(m as *const usize), secret);
-                    if (n as usize) & ALIGN_MASK != 0
-                        || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
-                    {
-                        os::fatal("malloc(): corrupted free list (fast bin)", n as usize);
+                while got < want {
+                    let c = self.fastbin_pop(nb, secret);
+                    if c.is_null() {
+                        break;
                     }
-                    if size(c) != nb {
-                        os::fatal("malloc(): memory corruption (fast)", c as usize);
-                    }
-                    check_free(c, "malloc(): corrupted chunk header in a fast bin");
-                    self.fastbins[i] = n;
-                    mark_used(c);
                     put(c);
                     got += 1;
                 }
@@ -636,10 +635,7 @@ impl Arena {
         let w = unsafe { *(first.add(16) as *const usize) } ^ secret;
         let next = (w & ((1 << 48) - 1)) as *mut u8;
         let count = w >> 48;
-        if count == 0
-            || (next as usize) & ALIGN_MASK != 0
-            || (!next.is_null() && !crate::registry::in_arena_memory(next as usize))
-        {
+        if count == 0 || !crate::registry::valid_link(next) {
             os::fatal("malloc(): corrupted transfer batch", first as usize);
         }
         self.xfer[idx] = next;
@@ -666,9 +662,7 @@ impl Arena {
                     }
                     unsafe {
                         let n = reveal(m, *(m as *const usize), secret);
-                        if (n as usize) & ALIGN_MASK != 0
-                            || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
-                        {
+                        if !crate::registry::valid_link(n) {
                             os::fatal("malloc_consolidate(): corrupted transfer batch", n as usize);
                         }
                         *(m.add(SIZE_SZ) as *mut usize) = 0;
@@ -687,9 +681,9 @@ impl Arena {
                 unsafe {
                     let m = chunk2mem(c);
                     let n = reveal(m, *(m as *const usize), secret);
-                    if (n as usize) & ALIGN_MASK != 0 {
+                    if !crate::registry::valid_link(n) {
                         os::fatal(
-                            "malloc_consolidate(): unaligned fastbin chunk detected",
+                            "malloc_consolidate(): corrupted free list (fast bin)",
                             n as usize,
                         );
                     }

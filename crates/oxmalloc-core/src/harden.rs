@@ -86,7 +86,7 @@ pub unsafe fn malloc(n: usize) -> *mut u8 {
         os::set_errno(libc::ENOMEM);
         return null_mut();
     }
-    // SAFETY: malloc_raw returns null or a block of at least n + TRAILER bytes.
+    // SAFETY: malloc_sized returns null or a block of at least n + TRAILER bytes.
     unsafe { arm(api::malloc_sized(n + TRAILER, n), n) }
 }
 

@@ -62,6 +62,13 @@ pub fn in_arena_memory(a: usize) -> bool {
     in_heap(a)
 }
 
+/// Whether `p`, read from a free-list link, may be followed: null (end of list), or an aligned
+/// address in arena memory.
+#[inline(always)]
+pub fn valid_link(p: *mut u8) -> bool {
+    p.is_null() || ((p as usize) & crate::chunk::ALIGN_MASK == 0 && in_arena_memory(p as usize))
+}
+
 #[inline]
 fn in_heap(a: usize) -> bool {
     let s = a >> SLOT_SHIFT;

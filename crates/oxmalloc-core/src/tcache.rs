@@ -91,9 +91,7 @@ pub unsafe fn pop(tc: *mut ThreadCache, idx: usize) -> *mut u8 {
         let e = (*tc).entries[idx];
         if !e.is_null() {
             let n = reveal(e, *(e as *const usize), (*tc).secret);
-            if (n as usize) & ALIGN_MASK != 0
-                || (!n.is_null() && !crate::registry::in_arena_memory(n as usize))
-            {
+            if !crate::registry::valid_link(n) {
                 corrupted_link(n);
             }
             (*tc).entries[idx] = n;
@@ -143,7 +141,7 @@ pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
                 );
             }
             e = reveal(e, *(e as *const usize), (*tc).secret);
-            if (e as usize) & ALIGN_MASK != 0 || !crate::registry::in_arena_memory(e as usize) {
+            if !crate::registry::valid_link(e) {
                 break;
             }
             n += 1;
@@ -198,9 +196,7 @@ pub unsafe fn flush(tc: *mut ThreadCache, idx: usize, n: usize) {
         let mut one_arena = !(*owner).poisoned;
         while count < n && one_arena {
             let m = reveal(last, *(last as *const usize), secret);
-            if (m as usize) & ALIGN_MASK != 0
-                || (!m.is_null() && !crate::registry::in_arena_memory(m as usize))
-            {
+            if !crate::registry::valid_link(m) {
                 corrupted_link(m);
             }
             if m.is_null() {
@@ -214,9 +210,7 @@ pub unsafe fn flush(tc: *mut ThreadCache, idx: usize, n: usize) {
         }
         if one_arena {
             let rest = reveal(last, *(last as *const usize), secret);
-            if (rest as usize) & ALIGN_MASK != 0
-                || (!rest.is_null() && !crate::registry::in_arena_memory(rest as usize))
-            {
+            if !crate::registry::valid_link(rest) {
                 corrupted_link(rest);
             }
             *(last as *mut usize) = protect(last, null_mut(), secret);
