@@ -185,12 +185,19 @@ pub(crate) unsafe fn free_untracked(p: *mut u8) {
         if off <= (*tc).max_off {
             // max_off <= 1008, so idx < 64.
             let idx = (off >> 4) & (TCACHE_BINS - 1);
-            if (*tc).counts[idx] < (*tc).limits[idx] {
+            let key = (*tc).keys[idx];
+            if (*tc).counts[idx] < (*tc).limits[idx]
+                && (key == tcache::heap_key(c, h) || key == tcache::MIXED)
+            {
                 if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
                     tcache::double_free(tc, idx, p);
                 }
                 tcache::push(tc, idx, p);
                 return;
+            }
+            if (*tc).limits[idx] != 0 {
+                // Full, or the block's heap is not the list's: the list becomes mixed.
+                return tcache::push_slow(tc, idx, p, c, h);
             }
         }
         free_slow(p, c, sz);
@@ -317,9 +324,8 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, sz: usize) {
             tcache::double_free(tc, tcache_index(sz.min(TCACHE_MAX_CHUNK)), p);
         }
         if let Some(idx) = tcache::bin_for(tc, sz) {
-            // The bin is full: return half of it to the arenas in one batch.
-            tcache::flush(tc, idx, ((*tc).limits[idx] as usize).div_ceil(2));
-            tcache::push(tc, idx, p);
+            // The cache was just set up (a thread that only frees).
+            tcache::push_slow(tc, idx, p, c, head(c));
         } else {
             let perturb = tunables::PERTURB.load(Relaxed);
             if perturb != 0 {

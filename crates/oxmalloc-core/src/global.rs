@@ -375,8 +375,10 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
         if (*tc).state != ACTIVE {
             return;
         }
-        (*tc).limits = [0; TCACHE_BINS];
+        // The spares' length is the bins' limit: flush before the limits drop to 0 (which
+        // sends glibc's later thread-exit frees to the arena).
         tcache::flush_all(tc);
+        (*tc).limits = [0; TCACHE_BINS];
         crate::harden::drain(tc);
         (*tc).state = DEAD;
         let a = (*tc).arena;
@@ -464,6 +466,7 @@ extern "C" fn fork_child() {
             (*held).poisoned = true;
             for i in 0..crate::chunk::TCACHE_BINS {
                 (*me).entries[i] = core::ptr::null_mut();
+                (*me).spare[i] = core::ptr::null_mut();
                 (*me).counts[i] = 0;
             }
             if (*me).arena == held {

@@ -6,7 +6,8 @@ use crate::arena::Arena;
 use crate::os;
 
 /// Size and alignment of one heap (glibc's HEAP_MAX_SIZE on 64-bit).
-pub const HEAP_MAX: usize = 64 * 1024 * 1024;
+pub const HEAP_MAX: usize = 1 << HEAP_SHIFT;
+pub const HEAP_SHIFT: u32 = 26;
 
 #[repr(C)]
 pub struct HeapInfo {

@@ -19,6 +19,17 @@ pub struct ThreadCache {
     /// Blocks each bin may hold; all 0 while the cache is not active (or disabled), which
     /// sends every free to the slow path.
     pub limits: [u16; TCACHE_BINS],
+    /// Which heap the blocks of each list come from (`heap_key`), or MIXED once a block of
+    /// another heap joined a non-empty list. A homogeneous list leaves the cache whole, in
+    /// O(1); only a mixed one is walked and sorted by arena when it leaves.
+    pub keys: [u32; TCACHE_BINS],
+    /// Bit i: the spare list of bin i is mixed.
+    pub spare_mixed: u64,
+    /// A second, full list per bin (exactly `limits[i]` blocks, or null): when a bin fills,
+    /// its list moves here and the bin starts empty; when it empties, the spare comes back.
+    /// Only a third full list goes to the arena, so alternating frees and mallocs at the
+    /// limit never thrash (the magazine pair of Bonwick's slab caches).
+    pub spare: [*mut u8; TCACHE_BINS],
     pub state: u8,
     /// Largest chunk size minus MINSIZE that the cache holds.
     pub max_off: usize,
@@ -82,6 +93,18 @@ pub unsafe fn bin_for(tc: *mut ThreadCache, nb: usize) -> Option<usize> {
     }
 }
 
+/// The heap key of chunk `c` with header `h`: 0 for the main arena's chunks, else the
+/// number of the 64 MiB heap that holds it. Blocks with equal keys belong to one arena.
+#[inline(always)]
+pub fn heap_key(c: *mut u8, h: usize) -> u32 {
+    // Heap numbers are below 2^21 (47-bit addresses, 64 MiB heaps), so never MIXED.
+    let in_heap = ((h & IN_HEAP) >> 2) as u32;
+    ((c as usize >> crate::heap::HEAP_SHIFT) as u32) & in_heap.wrapping_neg()
+}
+
+/// The key of a list whose blocks may come from several arenas.
+pub const MIXED: u32 = u32::MAX;
+
 /// Takes a block from bin `idx`, or null. Each link is checked (alignment, and that it points
 /// into arena memory) before it becomes the list head, so a corrupted link is caught here.
 #[inline(always)]
@@ -131,20 +154,24 @@ pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
     // SAFETY: walks this thread's own list, bounded by its count.
     unsafe {
         let idx = idx & (TCACHE_BINS - 1);
-        let mut e = (*tc).entries[idx];
-        let mut n = 0u32;
-        while !e.is_null() && n <= (*tc).counts[idx] as u32 {
-            if e == mem {
-                crate::os::fatal(
-                    "free(): double free detected (block in the thread cache)",
-                    mem as usize,
-                );
+        for (mut e, max) in [
+            ((*tc).entries[idx], (*tc).counts[idx]),
+            ((*tc).spare[idx], (*tc).limits[idx]),
+        ] {
+            let mut n = 0u32;
+            while !e.is_null() && n <= max as u32 {
+                if e == mem {
+                    crate::os::fatal(
+                        "free(): double free detected (block in the thread cache)",
+                        mem as usize,
+                    );
+                }
+                e = reveal(e, *(e as *const usize), (*tc).secret);
+                if !crate::registry::valid_link(e) {
+                    break;
+                }
+                n += 1;
             }
-            e = reveal(e, *(e as *const usize), (*tc).secret);
-            if !crate::registry::valid_link(e) {
-                break;
-            }
-            n += 1;
         }
     }
     crate::os::fatal(
@@ -153,107 +180,185 @@ pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
     )
 }
 
-/// Refills bin `idx` from the thread's arena under one lock and returns one block (or null):
-/// a whole flushed batch if the arena has one for this bin, else freshly found chunks.
+/// Refills empty bin `idx` and returns one block (or null): the spare list if there is one
+/// (no lock), else, under the arena's lock, a whole batch some thread flushed for this bin,
+/// else freshly found chunks.
 #[cold]
 #[inline(never)]
 pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
-    // SAFETY: tc is active and bin idx is empty; its arena is valid; batches and chunks
-    // handed over are in use, of size nb, owned by this arena.
+    // SAFETY: tc is active and bin idx is empty; its arena is valid; lists, batches and
+    // chunks handed over are in use, of size nb, each list owned by one arena.
     unsafe {
+        let spare = (*tc).spare[idx];
+        if !spare.is_null() {
+            (*tc).spare[idx] = null_mut();
+            install(tc, idx, spare, (*tc).limits[idx] as usize);
+            if (*tc).spare_mixed & (1 << idx) != 0 {
+                (*tc).spare_mixed &= !(1 << idx);
+                (*tc).keys[idx] = MIXED;
+            }
+            return pop(tc, idx);
+        }
         let a = global::thread_arena(tc);
         let secret = (*tc).secret;
         let batch = ((*tc).limits[idx] as usize).div_ceil(2).max(1);
         global::lock_arena(a);
         if let Some((first, count)) = (*a).xfer_pop(idx, secret) {
-            (*tc).entries[idx] = first;
-            (*tc).counts[idx] = count as u16;
+            install(tc, idx, first, count);
         } else {
             (*a).int_malloc_batch(nb, batch, secret, |c| push(tc, idx, chunk2mem(c)));
+            let e = (*tc).entries[idx];
+            if !e.is_null() {
+                let c = mem2chunk(e);
+                (*tc).keys[idx] = heap_key(c, head(c));
+            }
         }
         global::unlock_arena(a);
         pop(tc, idx)
     }
 }
 
-/// Returns up to `n` blocks of bin `idx` to their arenas. When they all belong to one arena
-/// (the usual case) they go as one batch, cut off the list without touching each block;
-/// otherwise one by one, locking each arena once per run of its blocks.
+/// Makes list `first` (`count` blocks of one arena) bin `idx`'s list, which is empty.
+#[inline]
+unsafe fn install(tc: *mut ThreadCache, idx: usize, first: *mut u8, count: usize) {
+    // SAFETY: first heads a valid list of in-use blocks; its header is readable.
+    unsafe {
+        let c = mem2chunk(first);
+        (*tc).entries[idx] = first;
+        (*tc).counts[idx] = count as u16;
+        (*tc).keys[idx] = heap_key(c, head(c));
+    }
+}
+
+/// Caches block `p` (chunk `c`, header `h`) in bin `idx` when the fast path could not: the
+/// bin is full (its list becomes the spare; an older spare goes back to the arenas), or the
+/// block comes from another heap than the list's blocks (the list becomes mixed), or the bin
+/// is empty with a stale key.
 #[cold]
 #[inline(never)]
-pub unsafe fn flush(tc: *mut ThreadCache, idx: usize, n: usize) {
-    // SAFETY: blocks on the list are in-use chunks of some arena; each arena is locked
-    // while its chunks are handed to it.
+pub unsafe fn push_slow(tc: *mut ThreadCache, idx: usize, p: *mut u8, c: *mut u8, h: usize) {
+    // SAFETY: p is a validated in-use block of bin idx's size; the lists are this thread's.
     unsafe {
+        if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
+            double_free(tc, idx, p);
+        }
+        let key = heap_key(c, h);
+        if (*tc).counts[idx] >= (*tc).limits[idx] {
+            let old = (*tc).spare[idx];
+            if !old.is_null() {
+                let mixed = (*tc).spare_mixed & (1 << idx) != 0;
+                give_back(tc, idx, old, (*tc).limits[idx] as usize, mixed);
+            }
+            (*tc).spare[idx] = (*tc).entries[idx];
+            if (*tc).keys[idx] == MIXED {
+                (*tc).spare_mixed |= 1 << idx;
+            } else {
+                (*tc).spare_mixed &= !(1 << idx);
+            }
+            (*tc).entries[idx] = null_mut();
+            (*tc).counts[idx] = 0;
+        }
+        if (*tc).counts[idx] == 0 {
+            (*tc).keys[idx] = key;
+        } else if (*tc).keys[idx] != key {
+            (*tc).keys[idx] = MIXED;
+        }
+        push(tc, idx, p);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn corrupted_batch(n: *mut u8) -> ! {
+    crate::os::fatal("free(): corrupted free list (tcache)", n as usize)
+}
+
+/// Hands list `first` (`n` blocks of bin `idx`, the last link null) back to the arenas as
+/// batches on their lock-free stacks, without a lock. A homogeneous list goes whole, without
+/// a walk; a mixed one is sorted into one batch per arena (up to SORT_WAYS arenas at a time).
+unsafe fn give_back(tc: *mut ThreadCache, idx: usize, first: *mut u8, n: usize, mixed: bool) {
+    // SAFETY: the list's blocks are in-use chunks; a homogeneous list's all belong to the
+    // first block's arena.
+    unsafe {
+        if first.is_null() || !crate::registry::valid_link(first) {
+            corrupted_batch(first);
+        }
         let secret = (*tc).secret;
-        let first = (*tc).entries[idx];
-        if first.is_null() || n == 0 {
+        if !mixed {
+            let owner = global::arena_for_chunk(mem2chunk(first));
+            if !(*owner).poisoned {
+                (*(*owner).remote).push(idx, first, n, secret);
+            }
+            // else: a forked child's half-updated arena: leak the blocks
             return;
         }
-        let owner = global::arena_for_chunk(mem2chunk(first));
-        let mut last = first;
-        let mut count = 1;
-        let mut one_arena = !(*owner).poisoned;
-        while count < n && one_arena {
-            let m = reveal(last, *(last as *const usize), secret);
-            if !crate::registry::valid_link(m) {
-                corrupted_link(m);
-            }
-            if m.is_null() {
-                break;
-            }
-            one_arena = global::arena_for_chunk(mem2chunk(m)) == owner;
-            if one_arena {
-                last = m;
-                count += 1;
-            }
-        }
-        if one_arena {
-            let rest = reveal(last, *(last as *const usize), secret);
-            if !crate::registry::valid_link(rest) {
-                corrupted_link(rest);
-            }
-            *(last as *mut usize) = protect(last, null_mut(), secret);
-            (*tc).entries[idx] = rest;
-            (*tc).counts[idx] -= count as u16;
-            // No lock: the batch goes on the owner's lock-free stack for this bin.
-            (*(*owner).remote).push(idx, first, count, secret);
-            return;
-        }
-        let mut held: *mut Arena = null_mut();
+        const SORT_WAYS: usize = 8;
+        let mut owner = [null_mut::<Arena>(); SORT_WAYS];
+        let mut head = [null_mut::<u8>(); SORT_WAYS];
+        let mut count = [0usize; SORT_WAYS];
+        let mut used = 0;
+        let mut m = first;
         for _ in 0..n {
-            let m = pop(tc, idx);
             if m.is_null() {
                 break;
             }
-            let c = mem2chunk(m);
-            let a = global::arena_for_chunk(c);
-            if (*a).poisoned {
-                continue; // a forked child's half-updated arena: leak the block
+            let next = reveal(m, *(m as *const usize), secret);
+            if !crate::registry::valid_link(next) {
+                corrupted_link(next);
             }
-            if a != held {
-                if !held.is_null() {
-                    global::unlock_arena(held);
+            let a = global::arena_for_chunk(mem2chunk(m));
+            let mut w = 0;
+            while w < used && owner[w] != a {
+                w += 1;
+            }
+            if w == SORT_WAYS {
+                // More arenas than ways: hand the fullest sublist over and reuse its slot.
+                w = 0;
+                for v in 1..SORT_WAYS {
+                    if count[v] > count[w] {
+                        w = v;
+                    }
                 }
-                global::lock_arena(a);
-                held = a;
+                if !(*owner[w]).poisoned {
+                    (*(*owner[w]).remote).push(idx, head[w], count[w], secret);
+                }
+                head[w] = null_mut();
+                count[w] = 0;
             }
-            (*a).int_free(c, size(c), secret);
+            if w == used {
+                used += 1;
+            }
+            owner[w] = a;
+            *(m as *mut usize) = protect(m, head[w], secret);
+            head[w] = m;
+            count[w] += 1;
+            m = next;
         }
-        if !held.is_null() {
-            global::unlock_arena(held);
+        for w in 0..used {
+            if count[w] > 0 && !(*owner[w]).poisoned {
+                (*(*owner[w]).remote).push(idx, head[w], count[w], secret);
+            }
         }
     }
 }
 
-/// Empties every bin (thread exit, fork helpers, statistics precision).
+/// Empties every bin and its spare (thread exit, fork helpers, statistics precision).
 pub unsafe fn flush_all(tc: *mut ThreadCache) {
     for i in 0..TCACHE_BINS {
-        // SAFETY: as for flush.
+        // SAFETY: as for give_back; each list is detached before it is handed over.
         unsafe {
             let n = (*tc).counts[i] as usize;
+            let first = (*tc).entries[i];
+            (*tc).entries[i] = null_mut();
+            (*tc).counts[i] = 0;
             if n > 0 {
-                flush(tc, i, n);
+                give_back(tc, i, first, n, (*tc).keys[i] == MIXED);
+            }
+            let spare = (*tc).spare[i];
+            (*tc).spare[i] = null_mut();
+            if !spare.is_null() {
+                let mixed = (*tc).spare_mixed & (1 << i) != 0;
+                give_back(tc, i, spare, (*tc).limits[i] as usize, mixed);
             }
         }
     }
