@@ -23,6 +23,10 @@ pub struct ThreadCache {
     /// another heap joined a non-empty list. A homogeneous list leaves the cache whole, in
     /// O(1); only a mixed one is walked and sorted by arena when it leaves.
     pub keys: [u32; TCACHE_BINS],
+    /// Slow start: a refill that must find fresh chunks takes 2^fill[i] of them (at most
+    /// half the limit) and doubles the next one, so a thread that uses a size a few times
+    /// does not carve a whole batch of it.
+    pub fill: [u8; TCACHE_BINS],
     /// Bit i: the spare list of bin i is mixed.
     pub spare_mixed: u64,
     /// A second, full list per bin (exactly `limits[i]` blocks, or null): when a bin fills,
@@ -201,12 +205,18 @@ pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
         }
         let a = global::thread_arena(tc);
         let secret = (*tc).secret;
-        let batch = ((*tc).limits[idx] as usize).div_ceil(2).max(1);
+        let f = (*tc).fill[idx];
+        let batch = (1usize << f)
+            .min(((*tc).limits[idx] as usize).div_ceil(2))
+            .max(1);
         global::lock_arena(a);
         if let Some((first, count)) = (*a).xfer_pop(idx, secret) {
             install(tc, idx, first, count);
         } else {
             (*a).int_malloc_batch(nb, batch, secret, |c| push(tc, idx, chunk2mem(c)));
+            if f < 15 {
+                (*tc).fill[idx] = f + 1;
+            }
             let e = (*tc).entries[idx];
             if !e.is_null() {
                 let c = mem2chunk(e);
@@ -292,9 +302,12 @@ unsafe fn give_back(tc: *mut ThreadCache, idx: usize, first: *mut u8, n: usize, 
             // else: a forked child's half-updated arena: leak the blocks
             return;
         }
+        // Sorted by heap key (blocks of one heap belong to one arena): comparing keys needs
+        // only the block's own header, not the heap's.
         const SORT_WAYS: usize = 8;
+        let mut key = [0u32; SORT_WAYS];
         let mut owner = [null_mut::<Arena>(); SORT_WAYS];
-        let mut head = [null_mut::<u8>(); SORT_WAYS];
+        let mut list = [null_mut::<u8>(); SORT_WAYS];
         let mut count = [0usize; SORT_WAYS];
         let mut used = 0;
         let mut m = first;
@@ -306,13 +319,14 @@ unsafe fn give_back(tc: *mut ThreadCache, idx: usize, first: *mut u8, n: usize, 
             if !crate::registry::valid_link(next) {
                 corrupted_link(next);
             }
-            let a = global::arena_for_chunk(mem2chunk(m));
+            let c = mem2chunk(m);
+            let k = heap_key(c, head(c));
             let mut w = 0;
-            while w < used && owner[w] != a {
+            while w < used && key[w] != k {
                 w += 1;
             }
             if w == SORT_WAYS {
-                // More arenas than ways: hand the fullest sublist over and reuse its slot.
+                // More heaps than ways: hand the fullest sublist over and reuse its slot.
                 w = 0;
                 for v in 1..SORT_WAYS {
                     if count[v] > count[w] {
@@ -320,23 +334,26 @@ unsafe fn give_back(tc: *mut ThreadCache, idx: usize, first: *mut u8, n: usize, 
                     }
                 }
                 if !(*owner[w]).poisoned {
-                    (*(*owner[w]).remote).push(idx, head[w], count[w], secret);
+                    (*(*owner[w]).remote).push(idx, list[w], count[w], secret);
                 }
-                head[w] = null_mut();
+                list[w] = null_mut();
                 count[w] = 0;
             }
             if w == used {
                 used += 1;
             }
-            owner[w] = a;
-            *(m as *mut usize) = protect(m, head[w], secret);
-            head[w] = m;
+            if count[w] == 0 {
+                key[w] = k;
+                owner[w] = global::arena_for_chunk(c);
+            }
+            *(m as *mut usize) = protect(m, list[w], secret);
+            list[w] = m;
             count[w] += 1;
             m = next;
         }
         for w in 0..used {
             if count[w] > 0 && !(*owner[w]).poisoned {
-                (*(*owner[w]).remote).push(idx, head[w], count[w], secret);
+                (*(*owner[w]).remote).push(idx, list[w], count[w], secret);
             }
         }
     }
