@@ -418,7 +418,9 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
             }
         } else {
             let old = h & SIZE_BITS;
-            if old >= nb && old - nb < MINSIZE {
+            // Shrinking by little keeps the block as it is (like the size classes of other
+            // allocators): a block given headroom below is not cut back at the next step.
+            if old >= nb && old - nb <= (old / 4).max(96) {
                 return p;
             }
             // Growing in place needs a free neighbour (a binned chunk or the top, both marked
@@ -428,18 +430,24 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
                 core::ptr::read_volatile(c.add(old + SIZE_SZ) as *const usize) & FREE_BIT != 0;
             let a = arena_for_chunk(c);
             if (old >= nb || next_free) && !(*a).poisoned {
+                // Small-step growth takes headroom in place too (see below).
+                let want = if n > old_usable && n < small_step_room(old_usable) {
+                    request2size(small_step_room(old_usable)).max(nb)
+                } else {
+                    nb
+                };
                 lock_arena(a);
-                let ok = (*a).try_resize(c, old, nb, global::SECRET.load(Relaxed));
+                let ok = (*a).try_resize(c, old, nb, want, global::SECRET.load(Relaxed));
                 unlock_arena(a);
                 if ok {
                     return p;
                 }
             }
         }
-        // A block growing by small steps (a string appended to) that must move gets 1/8 of
+        // A block growing by small steps (a string appended to) that must move gets
         // headroom, so the next few steps fit in place instead of copying it each time.
         // Blocks growing geometrically, or shrinking, get exactly what they ask for.
-        let roomy = old_usable + old_usable / 8;
+        let roomy = small_step_room(old_usable);
         let mut np = null_mut();
         if n > old_usable && n < roomy && mapped.is_none() {
             np = malloc(roomy);
@@ -454,6 +462,14 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
         free(p);
         np
     }
+}
+
+/// The size a block of `usable` bytes grows to when realloc asks for a little more (less
+/// than this): 1/8 more, and at least 64 bytes more, so short strings grown a few bytes at
+/// a time are not copied at every step.
+#[inline]
+fn small_step_room(usable: usize) -> usize {
+    usable + (usable / 8).max(64)
 }
 
 pub unsafe fn reallocarray(p: *mut u8, n: usize, m: usize) -> *mut u8 {

@@ -697,7 +697,15 @@ impl Arena {
     // ---------------------------------------------------------------- in-place resizing
 
     /// Tries to resize in-use chunk `c` (size `old`) to `nb` without moving it.
-    pub unsafe fn try_resize(&mut self, c: *mut u8, old: usize, nb: usize, secret: usize) -> bool {
+    /// Growing, it takes `want` (>= nb) bytes when the neighbour has them, else `nb`.
+    pub unsafe fn try_resize(
+        &mut self,
+        c: *mut u8,
+        old: usize,
+        nb: usize,
+        want: usize,
+        secret: usize,
+    ) -> bool {
         // SAFETY: c is an in-use chunk of this arena; the lock is held.
         unsafe {
             let bit = head(c) & IN_HEAP;
@@ -721,6 +729,7 @@ impl Arena {
             }
             if nx == self.top {
                 let total = old + self.top_size();
+                let nb = if total >= want + MINSIZE { want } else { nb };
                 if total >= nb + MINSIZE {
                     set_head(c, nb | pbit | bit);
                     let r = c.add(nb);
@@ -735,6 +744,7 @@ impl Arena {
                 check_free(nx, "realloc(): corrupted chunk header after the block");
                 bins::unlink(nx);
                 let total = old + nsz;
+                let nb = if total >= want { want } else { nb };
                 let rem = total - nb;
                 if rem >= MINSIZE {
                     set_head(c, nb | pbit | bit);
