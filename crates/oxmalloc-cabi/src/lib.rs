@@ -1,15 +1,23 @@
 //! liboxmalloc: glibc's malloc API (and its `__libc_*` aliases) exported from the oxmalloc
 //! engine, for LD_PRELOAD or -loxmalloc. Each export is a thin wrapper over `oxmalloc_core::api`.
+//!
+//! `no_std`: nothing here allocates, and leaving out std keeps its panic and backtrace
+//! machinery (~200 KiB of text, mapped into every process the library is preloaded into)
+//! out of the library.
+#![no_std]
 #![allow(clippy::missing_safety_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::ffi::{c_int, c_void};
 use oxmalloc_core::{api, hooks, stats};
 
-/// Rust code inside this library (there is almost none) allocates from the engine too, so
-/// nothing here ever re-enters the exported `malloc` through `std::alloc::System`.
-#[global_allocator]
-static ENGINE: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
+/// No code path is meant to panic; if one ever did, it must not unwind into C: report it in
+/// one line and abort, like every other fatal error.
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    oxmalloc_core::os::fatal("internal error (panic)", 0)
+}
 
 // Every wrapper is `extern "C"`; the crate is built with panic = "abort", so no unwinding
 // crosses the boundary.
