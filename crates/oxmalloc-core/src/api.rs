@@ -418,9 +418,9 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
             }
         } else {
             let old = h & SIZE_BITS;
-            // Shrinking by little keeps the block as it is (like the size classes of other
-            // allocators): a block given headroom below is not cut back at the next step.
-            if old >= nb && old - nb <= (old / 4).max(96) {
+            // Shrinking by no more than the headroom below keeps the block as it is: a block
+            // given headroom is not cut back at the next small step.
+            if old >= nb && old - nb <= headroom(old) + MINSIZE / 2 {
                 return p;
             }
             // Growing in place needs a free neighbour (a binned chunk or the top, both marked
@@ -431,8 +431,8 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
             let a = arena_for_chunk(c);
             if (old >= nb || next_free) && !(*a).poisoned {
                 // Small-step growth takes headroom in place too (see below).
-                let want = if n > old_usable && n < small_step_room(old_usable) {
-                    request2size(small_step_room(old_usable)).max(nb)
+                let want = if small_step(old_usable, n) {
+                    request2size(old_usable + headroom(old_usable)).max(nb)
                 } else {
                     nb
                 };
@@ -447,10 +447,9 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
         // A block growing by small steps (a string appended to) that must move gets
         // headroom, so the next few steps fit in place instead of copying it each time.
         // Blocks growing geometrically, or shrinking, get exactly what they ask for.
-        let roomy = small_step_room(old_usable);
         let mut np = null_mut();
-        if n > old_usable && n < roomy && mapped.is_none() {
-            np = malloc(roomy);
+        if small_step(old_usable, n) && mapped.is_none() {
+            np = malloc(old_usable + headroom(old_usable));
         }
         if np.is_null() {
             np = malloc(n);
@@ -464,12 +463,19 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
     }
 }
 
-/// The size a block of `usable` bytes grows to when realloc asks for a little more (less
-/// than this): 1/8 more, and at least 64 bytes more, so short strings grown a few bytes at
-/// a time are not copied at every step.
+/// Whether realloc from `usable` bytes to `n` is a small step of growth (at most 1/16 of the
+/// block, or 32 bytes): a string appended to, not a vector growing by a factor (those bring
+/// their own headroom and get exactly what they ask for).
 #[inline]
-fn small_step_room(usable: usize) -> usize {
-    usable + (usable / 8).max(64)
+fn small_step(usable: usize, n: usize) -> bool {
+    n > usable && n - usable <= (usable / 16).max(32)
+}
+
+/// The headroom a block of `usable` bytes gets when it grows by a small step: 1/8 of it, at
+/// least 64 bytes, so the next few steps fit without copying it each time.
+#[inline]
+fn headroom(usable: usize) -> usize {
+    (usable / 8).max(64)
 }
 
 pub unsafe fn reallocarray(p: *mut u8, n: usize, m: usize) -> *mut u8 {
