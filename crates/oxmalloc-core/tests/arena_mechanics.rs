@@ -83,17 +83,37 @@ fn resize_in_place_grows_into_the_top_and_free_neighbours() {
     unsafe {
         let c = a.int_malloc(1024, SECRET);
         assert_eq!(a.top as usize, c as usize + 1024);
-        assert!(a.try_resize(c, 1024, 300_000, SECRET));
+        assert!(a.try_resize(c, 1024, 300_000, 300_000, SECRET));
         assert_eq!(size(c), 300_000);
-        assert!(a.try_resize(c, 300_000, 2048, SECRET));
+        assert!(a.try_resize(c, 300_000, 2048, 2048, SECRET));
         assert_eq!(size(c), 2048);
         let d = a.int_malloc(4096, SECRET);
         let e = a.int_malloc(4096, SECRET);
         let _g = a.int_malloc(4096, SECRET);
         a.int_free(e, 4096, SECRET);
-        assert!(a.try_resize(d, 4096, 8192, SECRET));
+        assert!(a.try_resize(d, 4096, 8192, 8192, SECRET));
         assert_eq!(size(d), 8192);
-        assert!(!a.try_resize(d, 8192, 12288, SECRET) || size(d) == 12288);
+        assert!(!a.try_resize(d, 8192, 12288, 12288, SECRET) || size(d) == 12288);
+    }
+}
+
+#[test]
+fn resize_in_place_takes_the_headroom_asked_for_when_it_fits() {
+    let a = arena();
+    unsafe {
+        // Into the top: the preferred size.
+        let c = a.int_malloc(1024, SECRET);
+        assert!(a.try_resize(c, 1024, 1040, 1200, SECRET));
+        assert_eq!(size(c), 1200);
+        // Into a free neighbour too small for the preference: what is needed (the neighbour's
+        // whole size, since the rest would be below MINSIZE, or exactly nb).
+        let d = a.int_malloc(1024, SECRET);
+        let e = a.int_malloc(64, SECRET);
+        let _g = a.int_malloc(1024, SECRET);
+        a.int_free(e, 64, SECRET);
+        a.consolidate(SECRET);
+        assert!(a.try_resize(d, 1024, 1056, 4096, SECRET));
+        assert!(size(d) >= 1056 && size(d) <= 1024 + 64, "size {}", size(d));
     }
 }
 
