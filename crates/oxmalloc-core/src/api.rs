@@ -33,7 +33,7 @@ pub unsafe fn malloc(n: usize) -> *mut u8 {
 /// needs no stack frame).
 #[cold]
 #[inline(never)]
-fn tracked(m: *mut u8, n: usize) -> *mut u8 {
+extern "C" fn tracked(m: *mut u8, n: usize) -> *mut u8 {
     hooks::on_alloc(m, n);
     m
 }
@@ -187,7 +187,7 @@ pub(crate) unsafe fn free_untracked(p: *mut u8) {
             let idx = (off >> 4) & (TCACHE_BINS - 1);
             let key = (*tc).keys[idx];
             if (*tc).counts[idx] < (*tc).limits[idx]
-                && (key == tcache::heap_key(c, h) || key == tcache::MIXED)
+                && (key == tcache::heap_key(c) || key == tcache::MIXED)
             {
                 if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
                     tcache::double_free(tc, idx, p);
@@ -197,7 +197,7 @@ pub(crate) unsafe fn free_untracked(p: *mut u8) {
             }
             if (*tc).limits[idx] != 0 {
                 // Full, or the block's heap is not the list's: the list becomes mixed.
-                return tcache::push_slow(tc, idx, p, c, h);
+                return tcache::push_slow(tc, idx, p, c);
             }
         }
         free_slow(p, c, sz);
@@ -325,7 +325,7 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, sz: usize) {
         }
         if let Some(idx) = tcache::bin_for(tc, sz) {
             // The cache was just set up (a thread that only frees).
-            tcache::push_slow(tc, idx, p, c, head(c));
+            tcache::push_slow(tc, idx, p, c);
         } else {
             let perturb = tunables::PERTURB.load(Relaxed);
             if perturb != 0 {

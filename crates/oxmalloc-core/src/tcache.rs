@@ -97,13 +97,14 @@ pub unsafe fn bin_for(tc: *mut ThreadCache, nb: usize) -> Option<usize> {
     }
 }
 
-/// The heap key of chunk `c` with header `h`: 0 for the main arena's chunks, else the
-/// number of the 64 MiB heap that holds it. Blocks with equal keys belong to one arena.
+/// The heap key of chunk `c`: the number of the 64 MiB-aligned slot that holds it. A heap
+/// fills its slot alone and brk memory is the main arena's, so blocks with equal keys belong
+/// to one arena (a brk heap spanning several slots has several keys; lists mixing them are
+/// sorted when they leave). Two instructions on the free path.
 #[inline(always)]
-pub fn heap_key(c: *mut u8, h: usize) -> u32 {
-    // Heap numbers are below 2^21 (47-bit addresses, 64 MiB heaps), so never MIXED.
-    let in_heap = ((h & IN_HEAP) >> 2) as u32;
-    ((c as usize >> crate::heap::HEAP_SHIFT) as u32) & in_heap.wrapping_neg()
+pub fn heap_key(c: *mut u8) -> u32 {
+    // Slot numbers are below 2^21 (47-bit addresses), so never MIXED.
+    (c as usize >> crate::heap::HEAP_SHIFT) as u32
 }
 
 /// The key of a list whose blocks may come from several arenas.
@@ -220,7 +221,7 @@ pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
             let e = (*tc).entries[idx];
             if !e.is_null() {
                 let c = mem2chunk(e);
-                (*tc).keys[idx] = heap_key(c, head(c));
+                (*tc).keys[idx] = heap_key(c);
             }
         }
         global::unlock_arena(a);
@@ -236,23 +237,23 @@ unsafe fn install(tc: *mut ThreadCache, idx: usize, first: *mut u8, count: usize
         let c = mem2chunk(first);
         (*tc).entries[idx] = first;
         (*tc).counts[idx] = count as u16;
-        (*tc).keys[idx] = heap_key(c, head(c));
+        (*tc).keys[idx] = heap_key(c);
     }
 }
 
-/// Caches block `p` (chunk `c`, header `h`) in bin `idx` when the fast path could not: the
+/// Caches block `p` (chunk `c`) in bin `idx` when the fast path could not: the
 /// bin is full (its list becomes the spare; an older spare goes back to the arenas), or the
 /// block comes from another heap than the list's blocks (the list becomes mixed), or the bin
 /// is empty with a stale key.
 #[cold]
 #[inline(never)]
-pub unsafe fn push_slow(tc: *mut ThreadCache, idx: usize, p: *mut u8, c: *mut u8, h: usize) {
+pub unsafe fn push_slow(tc: *mut ThreadCache, idx: usize, p: *mut u8, c: *mut u8) {
     // SAFETY: p is a validated in-use block of bin idx's size; the lists are this thread's.
     unsafe {
         if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
             double_free(tc, idx, p);
         }
-        let key = heap_key(c, h);
+        let key = heap_key(c);
         if (*tc).counts[idx] >= (*tc).limits[idx] {
             let old = (*tc).spare[idx];
             if !old.is_null() {
@@ -320,7 +321,7 @@ unsafe fn give_back(tc: *mut ThreadCache, idx: usize, first: *mut u8, n: usize, 
                 corrupted_link(next);
             }
             let c = mem2chunk(m);
-            let k = heap_key(c, head(c));
+            let k = heap_key(c);
             let mut w = 0;
             while w < used && key[w] != k {
                 w += 1;
