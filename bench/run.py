@@ -1007,6 +1007,10 @@ def render_docs():
     if fp:
         have = True
         L += md_fastpath_section(fp)
+    analysis = os.path.join(BENCH, "analysis.md")
+    if have and os.path.exists(analysis):
+        with open(analysis) as f:
+            L += f.read().rstrip("\n").split("\n") + [""]
     L.append("## Workloads")
     L.append("")
     L.append("| workload | what it does |")
