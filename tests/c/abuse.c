@@ -73,6 +73,19 @@ static int sc_df_tcache(void)
     return 0;
 }
 
+/* 1b: the block sits in the bin's spare list: a full cache bin's list moves there whole (the
+ * first 64 blocks of 32 bytes), so the second free must be recognised (and named) there. */
+static int sc_df_tcache_spare(void)
+{
+    void *v[100];
+    for (int i = 0; i < 100; i++)
+        v[i] = malloc_v(24);
+    for (int i = 0; i < 80; i++)
+        free_v(v[i]);
+    free_v(v[0]);
+    return 0;
+}
+
 /* 2: too big for the thread cache, below the mmap threshold: the block goes to a bin. */
 static int sc_df_bin(void)
 {
@@ -589,6 +602,8 @@ static const struct scenario scenarios[] = {
     {"self5", "selftest-exec-env", st_exec_env, R_SELF, EX_EXIT0, NULL, NULL, 0, 0},
     {"self6", "selftest-workload", workload, R_SELF, EX_EXIT0, NULL, NULL, 0, 0},
     {"1", "double-free-tcache", sc_df_tcache, R_ABUSE, EX_ABORT, "double free", NULL, 0, 0},
+    {"1b", "double-free-tcache-spare", sc_df_tcache_spare, R_ABUSE, EX_ABORT,
+     "double free detected (block in the thread cache)", NULL, 0, 0},
     {"2", "double-free-bin", sc_df_bin, R_ABUSE, EX_ABORT, "double free", NULL, 0, 0},
     {"3", "double-free-fastbin-aba", sc_df_fast_aba, R_ABUSE, EX_ABORT, "double free", NULL, 0, 0},
     {"4", "double-free-large", sc_df_large, R_ABUSE, EX_ABORT, "double free", NULL, 0, 0},
