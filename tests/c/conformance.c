@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <time.h>
 
 /* glibc's internal aliases: exported by libc.so.6 but not declared. */
 extern void *__libc_malloc(size_t);
@@ -232,6 +233,57 @@ static void test_calloc(void)
         check(!p && e == ENOMEM, name, "p=%p errno=%d", p, e);
         free(p);
     }
+}
+
+/* calloc must return zeroes even while another thread switches MALLOC_PERTURB_ on and off:
+ * a version that perturb-filled the block inside malloc and then re-read the tunable to decide
+ * whether a fresh mapping needed zeroing returned 0x5a bytes (found by oxmalloc-fuzz). glibc
+ * reads perturb_byte twice the same way, so the check is oxmalloc's only. */
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static volatile int perturb_stop;
+static void *perturb_toggler(void *arg)
+{
+    (void)arg;
+    while (!perturb_stop) {
+        mallopt(M_PERTURB, 0xa5);
+        mallopt(M_PERTURB, 0);
+    }
+    return NULL;
+}
+
+static void test_calloc_perturb_race(void)
+{
+    if (under_glibc) {
+        printf("ok - calloc zeroed while M_PERTURB toggles # SKIP glibc reads perturb_byte "
+               "twice too\n");
+        return;
+    }
+    pthread_t t;
+    perturb_stop = 0;
+    pthread_create(&t, NULL, perturb_toggler, NULL);
+    int bad = 0, rounds = 0;
+    double t0 = now_sec();
+    while (now_sec() - t0 < 0.5 && !bad) {
+        static const size_t sizes[] = {200000, 5000, 100};
+        for (size_t k = 0; k < 3; k++) {
+            unsigned char *z = launder(calloc(1, sizes[k]));
+            if (!z || !all_zero(z, sizes[k]))
+                bad = 1;
+            free(z);
+        }
+        rounds++;
+    }
+    perturb_stop = 1;
+    pthread_join(t, NULL);
+    mallopt(M_PERTURB, 0);
+    check(!bad, "calloc zeroed while M_PERTURB toggles in another thread", "after %d rounds",
+          rounds);
 }
 
 static void test_reallocarray(void)
@@ -832,6 +884,7 @@ int main(void)
     test_free_null_and_errno();
     test_usable_size();
     test_calloc();
+    test_calloc_perturb_race();
     test_reallocarray();
     test_huge_malloc();
     test_realloc();

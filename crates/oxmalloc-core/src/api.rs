@@ -13,6 +13,15 @@ use core::sync::atomic::Ordering::Relaxed;
 
 #[inline(always)]
 pub unsafe fn malloc(n: usize) -> *mut u8 {
+    // SAFETY: forwarded.
+    unsafe { malloc_filled(n, true) }
+}
+
+/// malloc, filling a block from the slow path with MALLOC_PERTURB_'s byte only when
+/// `perturb` (calloc zeroes instead: it must not decide from a second, racing read of the
+/// tunable whether a fresh mapping still needs zeroing).
+#[inline(always)]
+unsafe fn malloc_filled(n: usize, perturb: bool) -> *mut u8 {
     if n <= TCACHE_MAX_REQUEST {
         let idx = tcache_index(request2size(n)) & (TCACHE_BINS - 1);
         let tc = tls::current();
@@ -26,7 +35,7 @@ pub unsafe fn malloc(n: usize) -> *mut u8 {
         }
     }
     // SAFETY: the slow path handles every request size and state.
-    unsafe { malloc_slow(n) }
+    unsafe { malloc_slow(n, perturb) }
 }
 
 /// Reports a fast-path allocation to the tracking hook (kept out of line so the fast path
@@ -40,18 +49,23 @@ extern "C" fn tracked(m: *mut u8, n: usize) -> *mut u8 {
 
 #[cold]
 #[inline(never)]
-unsafe fn malloc_slow(n: usize) -> *mut u8 {
+unsafe fn malloc_slow(n: usize, perturb: bool) -> *mut u8 {
     if harden::on() {
         // SAFETY: forwarded.
         return unsafe { harden::malloc(n) };
     }
     // SAFETY: forwarded.
-    unsafe { malloc_sized(n, n) }
+    unsafe { malloc_with(n, n, perturb) }
 }
 
 /// malloc without the thread cache's fast path or the hardened mode's wrapping, reporting
 /// `shown` bytes to the tracking hook (the hardened mode asks for more than its caller did).
 pub(crate) unsafe fn malloc_sized(n: usize, shown: usize) -> *mut u8 {
+    // SAFETY: forwarded.
+    unsafe { malloc_with(n, shown, true) }
+}
+
+unsafe fn malloc_with(n: usize, shown: usize, perturb: bool) -> *mut u8 {
     if n > MAX_REQUEST {
         os::set_errno(libc::ENOMEM);
         return null_mut();
@@ -68,7 +82,7 @@ pub(crate) unsafe fn malloc_sized(n: usize, shown: usize) -> *mut u8 {
             // No cache, or the arena is out of memory: the other path may still succeed.
             m = alloc_chunk(tc, nb, ALIGN);
         }
-        finish_alloc(m, n, shown)
+        finish_alloc(m, if perturb { n } else { 0 }, shown)
     }
 }
 
@@ -119,15 +133,15 @@ unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> 
     }
 }
 
-/// The common end of every slow allocation: ENOMEM on failure, MALLOC_PERTURB_ filling and
-/// the tracking hook (told `shown` bytes) on success.
+/// The common end of every slow allocation: ENOMEM on failure, MALLOC_PERTURB_ filling of
+/// the first `n` bytes and the tracking hook (told `shown` bytes) on success.
 unsafe fn finish_alloc(m: *mut u8, n: usize, shown: usize) -> *mut u8 {
     if m.is_null() {
         os::set_errno(libc::ENOMEM);
         return m;
     }
     let p = tunables::PERTURB.load(Relaxed);
-    if p != 0 {
+    if p != 0 && n != 0 {
         // SAFETY: m has at least n usable bytes.
         unsafe { core::ptr::write_bytes(m, (p ^ 0xff) as u8, n) };
     }
@@ -361,15 +375,15 @@ pub unsafe fn calloc(n: usize, m: usize) -> *mut u8 {
         // SAFETY: forwarded.
         return unsafe { harden::calloc(total) };
     }
-    // SAFETY: malloc returns null or a block of at least `total` usable bytes.
+    // SAFETY: malloc_filled returns null or a block of at least `total` usable bytes.
     unsafe {
-        let p = malloc(total);
+        let p = malloc_filled(total, false);
         if p.is_null() {
             return p;
         }
         let c = mem2chunk(p);
-        // A fresh mapping is already zero, unless MALLOC_PERTURB_ just filled it.
-        if !is_mmapped(c) || tunables::PERTURB.load(Relaxed) != 0 {
+        // A fresh mapping is already zero (nothing filled it: perturb is off for calloc).
+        if !is_mmapped(c) {
             core::ptr::write_bytes(p, 0, crate::chunk::usable_size(c));
         }
         p
