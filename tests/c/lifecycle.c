@@ -166,6 +166,27 @@ int main(void)
         printf("# oxmalloc_set_hooks not present (not running under oxmalloc): hook check skipped\n");
     }
 
+    /* A late dlopen of the library (not preloaded: the glibc run) needs room for its
+     * static TLS in glibc's surplus (~1.6 KiB): the thread cache must stay small. Loaded
+     * RTLD_LOCAL, its malloc does not interpose; its own exports are called directly. */
+    const char *lib = getenv("OXMALLOC_LIB");
+    if (!set_hooks && lib && *lib) {
+        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+        const char *why = h ? "" : dlerror();
+        void *(*ox_malloc)(size_t) = h ? (void *(*)(size_t))dlsym(h, "malloc") : NULL;
+        void (*ox_free)(void *) = h ? (void (*)(void *))dlsym(h, "free") : NULL;
+        void *p = ox_malloc ? ox_malloc(100) : NULL;
+        if (p) {
+            memset(p, 1, 100);
+            ox_free(p);
+        }
+        check(h && p, "late dlopen of liboxmalloc.so works (small static TLS)", "%s",
+              why ? why : "");
+    } else {
+        printf("ok - late dlopen of liboxmalloc.so # SKIP %s\n",
+               set_hooks ? "the library is preloaded" : "OXMALLOC_LIB not set");
+    }
+
     rlimit_as_check();
     return finish("lifecycle");
 }

@@ -359,10 +359,52 @@ pub fn thread_init(tc: *mut ThreadCache) {
         (*tc).secret = SECRET.load(Relaxed);
         (*tc).key = TCACHE_KEY.load(Relaxed);
         (*tc).arena = attach_arena();
+        (*tc).ext = alloc_ext((*tc).arena);
         // A non-null value makes glibc run thread_exit when the thread ends.
         libc::pthread_setspecific(KEY.load(Relaxed), tc as *const libc::c_void);
         tcache::configure(tc);
         (*tc).state = ACTIVE;
+    }
+}
+
+/// Allocates and zeroes a thread's cache extension (tcache::CacheExt) from its arena; null
+/// when there is no memory (the cache then works without it).
+fn alloc_ext(a: *mut Arena) -> *mut tcache::CacheExt {
+    if a.is_null() {
+        return core::ptr::null_mut();
+    }
+    let nb = crate::chunk::request2size(core::mem::size_of::<tcache::CacheExt>());
+    lock_arena(a);
+    // SAFETY: the arena is locked.
+    let c = unsafe { (*a).int_malloc(nb, SECRET.load(Relaxed)) };
+    unlock_arena(a);
+    if c.is_null() {
+        return core::ptr::null_mut();
+    }
+    let e = crate::chunk::chunk2mem(c) as *mut tcache::CacheExt;
+    // SAFETY: e is a fresh block large enough for a CacheExt, whose all-zero bytes are valid
+    // (null pointers and zero counters).
+    unsafe { core::ptr::write_bytes(e, 0, 1) };
+    e
+}
+
+/// Returns an exiting thread's cache extension (already emptied) to its arena.
+unsafe fn free_ext(tc: *mut ThreadCache) {
+    // SAFETY: tc is the exiting thread's cache; ext, if set, is an in-use block of an arena.
+    unsafe {
+        let e = (*tc).ext;
+        if e.is_null() {
+            return;
+        }
+        (*tc).ext = core::ptr::null_mut();
+        let c = crate::chunk::mem2chunk(e as *mut u8);
+        let a = arena_for_chunk(c);
+        if (*a).poisoned {
+            return;
+        }
+        lock_arena(a);
+        (*a).int_free(c, crate::chunk::size(c), SECRET.load(Relaxed));
+        unlock_arena(a);
     }
 }
 
@@ -381,6 +423,7 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
         (*tc).limits = [0; TCACHE_BINS];
         crate::harden::drain(tc);
         (*tc).state = DEAD;
+        free_ext(tc);
         let a = (*tc).arena;
         if !a.is_null() {
             (*a).attached.fetch_sub(1, Relaxed);
@@ -466,7 +509,9 @@ extern "C" fn fork_child() {
             (*held).poisoned = true;
             for i in 0..crate::chunk::TCACHE_BINS {
                 (*me).entries[i] = core::ptr::null_mut();
-                (*me).spare[i] = core::ptr::null_mut();
+                if !(*me).ext.is_null() {
+                    (*(*me).ext).spare[i] = core::ptr::null_mut();
+                }
                 (*me).counts[i] = 0;
             }
             if (*me).arena == held {

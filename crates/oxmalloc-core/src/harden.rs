@@ -125,23 +125,24 @@ pub unsafe fn free(m: *mut u8) {
         let (_, mapped) = api::checked_head(m, Caller::Free);
         check(m, Caller::Free);
         let tc = tls::current();
+        let q = (*tc).ext;
         // An mmapped block skips the quarantine: it is unmapped, so a late access faults.
-        if (*tc).state != ACTIVE || mapped.is_some() {
+        if (*tc).state != ACTIVE || mapped.is_some() || q.is_null() {
             return api::free_untracked(m);
         }
         // Quarantined blocks carry the cached-block key, so freeing one again is caught.
         *(m.add(SIZE_SZ) as *mut usize) = global::TCACHE_KEY.load(Relaxed);
-        let mut r = (*tc).rng;
+        let mut r = (*q).rng;
         if r == 0 {
             r = (tc as u64) ^ global::SECRET.load(Relaxed) as u64 | 1;
         }
         r ^= r << 13;
         r ^= r >> 7;
         r ^= r << 17;
-        (*tc).rng = r;
+        (*q).rng = r;
         let slot = (r % QUARANTINE as u64) as usize;
-        let out = (*tc).quarantine[slot];
-        (*tc).quarantine[slot] = m;
+        let out = (*q).quarantine[slot];
+        (*q).quarantine[slot] = m;
         if !out.is_null() {
             release(out);
         }
@@ -160,11 +161,16 @@ unsafe fn release(m: *mut u8) {
 
 /// Empties this thread's quarantine (thread exit).
 pub unsafe fn drain(tc: *mut crate::tcache::ThreadCache) {
+    // SAFETY: tc is the exiting thread's cache.
+    let q = unsafe { (*tc).ext };
+    if q.is_null() {
+        return;
+    }
     for i in 0..QUARANTINE {
-        // SAFETY: tc is the exiting thread's cache.
+        // SAFETY: q is the exiting thread's cache extension.
         unsafe {
-            let m = (*tc).quarantine[i];
-            (*tc).quarantine[i] = null_mut();
+            let m = (*q).quarantine[i];
+            (*q).quarantine[i] = null_mut();
             if !m.is_null() {
                 release(m);
             }

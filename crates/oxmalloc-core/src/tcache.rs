@@ -27,13 +27,6 @@ pub struct ThreadCache {
     /// half the limit) and doubles the next one, so a thread that uses a size a few times
     /// does not carve a whole batch of it.
     pub fill: [u8; TCACHE_BINS],
-    /// Bit i: the spare list of bin i is mixed.
-    pub spare_mixed: u64,
-    /// A second, full list per bin (exactly `limits[i]` blocks, or null): when a bin fills,
-    /// its list moves here and the bin starts empty; when it empties, the spare comes back.
-    /// Only a third full list goes to the arena, so alternating frees and mallocs at the
-    /// limit never thrash (the magazine pair of Bonwick's slab caches).
-    pub spare: [*mut u8; TCACHE_BINS],
     pub state: u8,
     /// Largest chunk size minus MINSIZE that the cache holds.
     pub max_off: usize,
@@ -47,6 +40,24 @@ pub struct ThreadCache {
     pub held: *mut Arena,
     /// Whether this thread holds the arena-list lock.
     pub holds_list: bool,
+    /// The slow paths' part of the cache (spare lists, quarantine), or null.
+    pub ext: *mut CacheExt,
+}
+
+/// The parts of a thread's cache that only slow paths touch, kept out of static TLS so the
+/// library's TLS block stays small (glibc can then still dlopen it): allocated from the
+/// thread's arena when its cache is set up, freed when the thread exits. Without it (arena
+/// out of memory) the cache works without spare lists and the hardened mode without its
+/// quarantine.
+#[repr(C)]
+pub struct CacheExt {
+    /// A second, full list per bin (exactly `limits[i]` blocks, or null): when a bin fills,
+    /// its list moves here and the bin starts empty; when it empties, the spare comes back.
+    /// Only a third full list goes to the arena, so alternating frees and mallocs at the
+    /// limit never thrash (the magazine pair of Bonwick's slab caches).
+    pub spare: [*mut u8; TCACHE_BINS],
+    /// Bit i: the spare list of bin i is mixed.
+    pub spare_mixed: u64,
     /// Hardened mode: freed blocks waiting to be released, and the state of the generator
     /// that picks which one leaves.
     pub quarantine: [*mut u8; QUARANTINE],
@@ -159,9 +170,15 @@ pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
     // SAFETY: walks this thread's own list, bounded by its count.
     unsafe {
         let idx = idx & (TCACHE_BINS - 1);
+        let ext = (*tc).ext;
+        let spare = if ext.is_null() {
+            null_mut()
+        } else {
+            (*ext).spare[idx]
+        };
         for (mut e, max) in [
             ((*tc).entries[idx], (*tc).counts[idx]),
-            ((*tc).spare[idx], (*tc).limits[idx]),
+            (spare, (*tc).limits[idx]),
         ] {
             let mut n = 0u32;
             while !e.is_null() && n <= max as u32 {
@@ -194,12 +211,13 @@ pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
     // SAFETY: tc is active and bin idx is empty; its arena is valid; lists, batches and
     // chunks handed over are in use, of size nb, each list owned by one arena.
     unsafe {
-        let spare = (*tc).spare[idx];
-        if !spare.is_null() {
-            (*tc).spare[idx] = null_mut();
+        let ext = (*tc).ext;
+        if !ext.is_null() && !(*ext).spare[idx].is_null() {
+            let spare = (*ext).spare[idx];
+            (*ext).spare[idx] = null_mut();
             install(tc, idx, spare, (*tc).limits[idx] as usize);
-            if (*tc).spare_mixed & (1 << idx) != 0 {
-                (*tc).spare_mixed &= !(1 << idx);
+            if (*ext).spare_mixed & (1 << idx) != 0 {
+                (*ext).spare_mixed &= !(1 << idx);
                 (*tc).keys[idx] = MIXED;
             }
             return pop(tc, idx);
@@ -255,16 +273,24 @@ pub unsafe fn push_slow(tc: *mut ThreadCache, idx: usize, p: *mut u8, c: *mut u8
         }
         let key = heap_key(c);
         if (*tc).counts[idx] >= (*tc).limits[idx] {
-            let old = (*tc).spare[idx];
-            if !old.is_null() {
-                let mixed = (*tc).spare_mixed & (1 << idx) != 0;
-                give_back(tc, idx, old, (*tc).limits[idx] as usize, mixed);
-            }
-            (*tc).spare[idx] = (*tc).entries[idx];
-            if (*tc).keys[idx] == MIXED {
-                (*tc).spare_mixed |= 1 << idx;
+            let ext = (*tc).ext;
+            let list = (*tc).entries[idx];
+            let mixed = (*tc).keys[idx] == MIXED;
+            if ext.is_null() {
+                // No spare slot: the full list goes back at once.
+                give_back(tc, idx, list, (*tc).counts[idx] as usize, mixed);
             } else {
-                (*tc).spare_mixed &= !(1 << idx);
+                let old = (*ext).spare[idx];
+                if !old.is_null() {
+                    let old_mixed = (*ext).spare_mixed & (1 << idx) != 0;
+                    give_back(tc, idx, old, (*tc).limits[idx] as usize, old_mixed);
+                }
+                (*ext).spare[idx] = list;
+                if mixed {
+                    (*ext).spare_mixed |= 1 << idx;
+                } else {
+                    (*ext).spare_mixed &= !(1 << idx);
+                }
             }
             (*tc).entries[idx] = null_mut();
             (*tc).counts[idx] = 0;
@@ -372,10 +398,11 @@ pub unsafe fn flush_all(tc: *mut ThreadCache) {
             if n > 0 {
                 give_back(tc, i, first, n, (*tc).keys[i] == MIXED);
             }
-            let spare = (*tc).spare[i];
-            (*tc).spare[i] = null_mut();
-            if !spare.is_null() {
-                let mixed = (*tc).spare_mixed & (1 << i) != 0;
+            let ext = (*tc).ext;
+            if !ext.is_null() && !(*ext).spare[i].is_null() {
+                let spare = (*ext).spare[i];
+                (*ext).spare[i] = null_mut();
+                let mixed = (*ext).spare_mixed & (1 << i) != 0;
                 give_back(tc, i, spare, (*tc).limits[i] as usize, mixed);
             }
         }
