@@ -945,10 +945,10 @@ def md_targets_section(data, fp):
     L.append("| target | oxmalloc | limit | status |")
     L.append("|---|---|---|---|")
     t = ox["time_vs_glibc"]
-    row("geomean wall time vs glibc", "%.2f×" % t, "≤ 0.75×", t <= 0.75)
+    row("geomean wall time vs glibc", "%.3f×" % t, "≤ 0.75×", t <= 0.75)
     best = min(peers, key=lambda p: g[p]["time_vs_glibc"])
     rel = t / g[best]["time_vs_glibc"]
-    row("geomean wall time vs the fastest peer's geomean (%s)" % best, "%.2f×" % rel, "≤ 1.00×", rel <= 1.0)
+    row("geomean wall time vs the fastest peer's geomean (%s)" % best, "%.3f×" % rel, "≤ 1.00×", rel <= 1.0)
     worst_t, worst_r = [], []
     for wl in data["workloads"]:
         o = med(wl, "oxmalloc", "time")
@@ -964,7 +964,7 @@ def md_targets_section(data, fp):
     row("no workload slower than 1.3 × the fastest peer on it",
         ", ".join(worst_t) if worst_t else "none over", "≤ 1.3×", not worst_t)
     r = ox["rss_vs_glibc"]
-    row("geomean peak RSS vs glibc", "%.2f×" % r, "≤ 1.00×", r <= 1.0)
+    row("geomean peak RSS vs glibc", "%.3f×" % r, "≤ 1.00×", r <= 1.0)
     row("no workload's peak RSS above 1.5 × the smallest peer's",
         ", ".join(worst_r) if worst_r else "none over", "≤ 1.5×", not worst_r)
     if fp and "oxmalloc" in fp.get("per_op", {}) and "glibc" in fp.get("per_op", {}):
