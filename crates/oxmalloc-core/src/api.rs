@@ -42,7 +42,7 @@ unsafe fn malloc_filled(n: usize, perturb: bool) -> *mut u8 {
 /// needs no stack frame).
 #[cold]
 #[inline(never)]
-extern "C" fn tracked(m: *mut u8, n: usize) -> *mut u8 {
+fn tracked(m: *mut u8, n: usize) -> *mut u8 {
     hooks::on_alloc(m, n);
     m
 }

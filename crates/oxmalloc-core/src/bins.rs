@@ -63,6 +63,7 @@ impl Bins {
 
     /// Makes every bin an empty circular list (its header points to itself).
     /// Whether every header and the map are zero (a freshly zeroed arena, before init).
+    #[cfg(test)]
     pub fn is_zeroed(&self) -> bool {
         self.heads.iter().all(|h| h[0].is_null() && h[1].is_null())
             && self.map.iter().all(|&w| w == 0)

@@ -250,12 +250,12 @@ pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
 /// Makes list `first` (`count` blocks of one arena) bin `idx`'s list, which is empty.
 #[inline]
 unsafe fn install(tc: *mut ThreadCache, idx: usize, first: *mut u8, count: usize) {
-    // SAFETY: first heads a valid list of in-use blocks; its header is readable.
+    // SAFETY: tc is this thread's cache and bin idx is empty; first heads a list of
+    // in-use blocks of one arena (the key needs only its address).
     unsafe {
-        let c = mem2chunk(first);
         (*tc).entries[idx] = first;
         (*tc).counts[idx] = count as u16;
-        (*tc).keys[idx] = heap_key(c);
+        (*tc).keys[idx] = heap_key(mem2chunk(first));
     }
 }
 
