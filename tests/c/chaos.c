@@ -732,6 +732,9 @@ static void do_mallopt(struct thr *t)
         {M_MXFAST, 161, 0},                {M_ARENA_TEST, 1, 1},
         {M_ARENA_TEST, 8, 1},              {M_ARENA_MAX, 1, 1},
         {M_ARENA_MAX, 2, 1},               {M_ARENA_MAX, 8, 1},
+        /* glibc 2.36 says 1 to these too (and stores the threshold as given) */
+        {M_MMAP_THRESHOLD, (32 << 20) + 1, 1}, {M_ARENA_TEST, 0, 1},
+        {M_ARENA_MAX, 0, 1},               {12345, 1, 1},
     };
     unsigned i = (unsigned)(rng_next(&t->rng) % (sizeof opts / sizeof opts[0]));
     t->cnt[OP_MALLOPT]++;

@@ -580,12 +580,54 @@ static void test_mallopt(void)
     check(r2 == 1, "mallopt(M_TRIM_THRESHOLD) returns 1", "got %d", r2);
     check(r3 == 1, "mallopt(M_TOP_PAD) returns 1", "got %d", r3);
     check(r4 == 1, "mallopt(M_MMAP_MAX) returns 1", "got %d", r4);
+    /*
+     * glibc 2.36 answers 1 to everything except an M_MXFAST above 160, and
+     * programs that treat any other answer as an error (some do) must keep
+     * running: unknown parameters, thresholds above 32 MiB, M_MMAP_MAX -1 and
+     * M_ARENA_MAX 0 all return 1.
+     */
     int r5 = mallopt(12345, 1);
+    check(r5 == 1, "mallopt(unknown param 12345) returns 1 (glibc)", "got %d", r5);
+    int r6 = mallopt(M_ARENA_MAX, 0);
+    int r7 = mallopt(M_ARENA_TEST, -3);
+    check(r6 == 1 && r7 == 1, "mallopt(M_ARENA_MAX, 0) and (M_ARENA_TEST, -3) return 1",
+          "got %d %d", r6, r7);
+    int r8 = mallopt(M_MXFAST, 161);
+    check(r8 == 0, "mallopt(M_MXFAST, 161) returns 0", "got %d", r8);
+    /* A threshold above 32 MiB is honoured: 40 MiB then comes from the heap. */
+    int r9 = mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    size_t before = mallinfo2().hblks;
+    char *big = launder(malloc(40 << 20));
+    size_t during = mallinfo2().hblks;
+    check(r9 == 1 && big && during == before,
+          "mallopt(M_MMAP_THRESHOLD, 64 MiB) returns 1 and 40 MiB is not mapped",
+          "ret %d, mapped blocks %zu -> %zu", r9, before, during);
+    if (big)
+        big[(40 << 20) - 1] = 1;
+    free(big);
+    /* M_MMAP_MAX -1: no block is mapped (glibc compares against a negative count). */
+    r9 = mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    int r10 = mallopt(M_MMAP_MAX, -1);
+    before = mallinfo2().hblks;
+    big = launder(malloc(1 << 20));
+    during = mallinfo2().hblks;
+    check(r9 == 1 && r10 == 1 && big && during == before,
+          "mallopt(M_MMAP_MAX, -1) returns 1 and 1 MiB is not mapped",
+          "ret %d %d, mapped blocks %zu -> %zu", r9, r10, before, during);
+    free(big);
+    r10 = mallopt(M_MMAP_MAX, 65536);
+    before = mallinfo2().hblks;
+    big = launder(malloc(1 << 20));
+    during = mallinfo2().hblks;
+    /* glibc maps it only when the top cannot serve it (its rule); oxmalloc always. */
     if (under_glibc)
-        printf("ok - mallopt(unknown param 12345) returns 0 # SKIP glibc "
-               "returns %d for unknown parameters\n", r5);
+        printf("ok - mallopt(M_MMAP_MAX, 65536) maps 1 MiB again # SKIP glibc serves it "
+               "from a large enough top first\n");
     else
-        check(r5 == 0, "mallopt(unknown param 12345) returns 0", "got %d", r5);
+        check(r10 == 1 && big && during == before + 1,
+              "mallopt(M_MMAP_MAX, 65536) maps 1 MiB again",
+              "ret %d, mapped blocks %zu -> %zu", r10, before, during);
+    free(big);
     void *p = launder(malloc(256 * KiB));
     check(p != NULL, "malloc works after mallopt", "p=%p", p);
     free(p);

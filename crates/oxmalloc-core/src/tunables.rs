@@ -45,8 +45,16 @@ pub const M_PERTURB: i32 = -6;
 pub const M_ARENA_TEST: i32 = -7;
 pub const M_ARENA_MAX: i32 = -8;
 
-/// Applies one mallopt; returns 1 on success and 0 for an unknown parameter or bad value.
+/// Applies one mallopt with glibc 2.36's results: 1 for every parameter and value except an
+/// M_MXFAST outside 0..=160 (programs that treat anything but 1 as an error must keep running).
+/// Values glibc would store as they are, sign-extended to size_t, are stored the same way: an
+/// mmap threshold above 32 MiB (or -1, "never") is honoured; a negative M_MMAP_MAX means no
+/// mapped blocks; M_ARENA_TEST and M_ARENA_MAX ignore values below 1; unknown parameters are
+/// ignored. A negative M_TOP_PAD is taken as 0 (glibc would pad every brk by ~2^64 bytes and
+/// fail it).
 pub fn mallopt(param: i32, value: i32) -> i32 {
+    // C converts the int to size_t by sign extension.
+    let as_size = value as isize as usize;
     match param {
         M_MXFAST => {
             // Fast bins are sized at build time; accept glibc's legal range (up to
@@ -58,7 +66,7 @@ pub fn mallopt(param: i32, value: i32) -> i32 {
             }
         }
         M_TRIM_THRESHOLD => {
-            TRIM_THRESHOLD.store(value as isize as usize, Relaxed);
+            TRIM_THRESHOLD.store(as_size, Relaxed);
             NO_DYN_THRESHOLD.store(true, Relaxed);
             1
         }
@@ -68,23 +76,15 @@ pub fn mallopt(param: i32, value: i32) -> i32 {
             1
         }
         M_MMAP_THRESHOLD => {
-            // glibc refuses thresholds above the 64-bit maximum.
-            if value < 0 || value as usize > MMAP_THRESHOLD_MAX {
-                return 0;
-            }
-            MMAP_THRESHOLD.store(value as usize, Relaxed);
+            MMAP_THRESHOLD.store(as_size, Relaxed);
             NO_DYN_THRESHOLD.store(true, Relaxed);
             1
         }
         M_MMAP_MAX => {
-            if value < 0 {
-                return 0;
-            }
-            MMAP_MAX.store(value as usize, Relaxed);
+            MMAP_MAX.store(value.max(0) as usize, Relaxed);
             NO_DYN_THRESHOLD.store(true, Relaxed);
             1
         }
-        M_CHECK_ACTION => 1,
         M_PERTURB => {
             PERTURB.store((value & 0xff) as usize, Relaxed);
             1
@@ -92,20 +92,17 @@ pub fn mallopt(param: i32, value: i32) -> i32 {
         M_ARENA_TEST => {
             if value > 0 {
                 ARENA_TEST.store(value as usize, Relaxed);
-                1
-            } else {
-                0
             }
+            1
         }
         M_ARENA_MAX => {
             if value > 0 {
                 ARENA_MAX.store(value as usize, Relaxed);
-                1
-            } else {
-                0
             }
+            1
         }
-        _ => 0,
+        // M_CHECK_ACTION and parameters glibc does not know either.
+        _ => 1,
     }
 }
 

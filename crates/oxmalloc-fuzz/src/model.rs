@@ -20,8 +20,6 @@ const DEFAULT_MMAP_THRESHOLD: usize = 128 * KIB;
 const DEFAULT_TRIM_THRESHOLD: i32 = 128 * 1024;
 const DEFAULT_TOP_PAD: i32 = 128 * 1024;
 const DEFAULT_MMAP_MAX: i32 = 65536;
-/// glibc's largest M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
-const MMAP_THRESHOLD_MAX: usize = 32 * MIB;
 /// The largest block the random sizes ask for.
 const MAX_SIZE: usize = 8 * MIB;
 /// Written to posix_memalign's out-parameter first: a failing call must leave it alone.
@@ -1206,20 +1204,15 @@ impl Model {
 
     fn mallopt(&mut self, param: i32, value: i32) -> Result<(), String> {
         let rc = api::mallopt(param, value);
-        // glibc's answers: M_MMAP_THRESHOLD refuses (as size_t) values above HEAP_MAX_SIZE/2;
-        // the others always succeed (M_MMAP_MAX is only tried with non-negative values).
-        let ok = match param {
-            M_MMAP_THRESHOLD => value >= 0 && value as usize <= MMAP_THRESHOLD_MAX,
-            _ => true,
-        };
-        if rc != i32::from(ok) {
+        // glibc 2.36 answers 1 to everything but an M_MXFAST above 160 (never generated), and
+        // stores an mmap threshold as given, sign-extended (-1: never map).
+        if rc != 1 {
             return Err(format!(
-                "mallopt({param}, {value}) returned {rc}, expected {}",
-                i32::from(ok)
+                "mallopt({param}, {value}) returned {rc}, expected 1"
             ));
         }
-        if param == M_MMAP_THRESHOLD && ok {
-            self.mmap_threshold = value as usize;
+        if param == M_MMAP_THRESHOLD {
+            self.mmap_threshold = value as isize as usize;
         }
         Ok(())
     }
