@@ -14,6 +14,7 @@ docs/benchmarks-<mode>.svg.
                                     exit 0 and equal checksums (CI)
     bench/run.py --fastpath         callgrind instruction counts per operation
     bench/run.py --quick --fastpath both; fast-path figures also go in the JSON
+    bench/run.py --rust             criterion benchmarks of the Rust front end (bench/rust)
     bench/run.py --docs-only        regenerate docs from the JSON files
 
 See bench/README.md for the workloads and the options.
@@ -921,6 +922,114 @@ def md_fastpath_section(fp):
     return L
 
 
+RUST_BENCH = os.path.join(BENCH, "rust")
+RUST_ALLOCS = (("system", "System (glibc)"), ("mimalloc", "mimalloc crate"),
+               ("jemalloc", "tikv-jemallocator"), ("oxmalloc", "oxmalloc (OxMalloc)"))
+RUST_GROUPS = (("malloc_free_32", "alloc + dealloc of 32 B", "ns"),
+               ("malloc_free_256", "alloc + dealloc of 256 B", "ns"),
+               ("batch_1000_mixed", "1 000 mixed 16–1024 B blocks allocated, then freed", "µs"),
+               ("realloc_grow_16_to_4096", "a block grown by 16 B from 16 B to 4 KiB with realloc", "µs"),
+               ("tree_depth_10", "a 2 047-node tree of 32 B nodes built and freed", "µs"))
+
+
+def lock_versions(lock_path, names):
+    """Versions of the named packages in a Cargo.lock."""
+    out = {}
+    try:
+        text = open(lock_path).read()
+    except OSError:
+        return out
+    for block in text.split("[[package]]"):
+        m = re.search(r'name = "([^"]+)"\s+version = "([^"]+)"', block)
+        if m and m.group(1) in names:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def do_rust(args, test_only=False):
+    """Runs the criterion benchmarks in bench/rust and collects criterion's median estimates
+    (with their 95 % confidence interval) per workload and allocator. With test_only, runs
+    each benchmark once (criterion's --test), as a check that they build and run."""
+    if not shutil.which("cargo"):
+        print("note: rust: cargo not found; skipped")
+        return None
+    manifest = os.path.join(RUST_BENCH, "Cargo.toml")
+    crit = os.path.join(RUST_BENCH, "target", "criterion")
+    if not test_only and os.path.isdir(crit):
+        shutil.rmtree(crit)
+    argv = ["cargo", "bench", "--manifest-path", manifest, "--bench", "alloc", "--", "--noplot"]
+    if test_only:
+        argv.append("--test")
+    t0 = time.time()
+    r = subprocess.run(argv, cwd=ROOT)
+    if r.returncode != 0:
+        print("FAILED: rust benchmarks: %s exited with %d" % (" ".join(argv), r.returncode))
+        return {"error": "cargo bench exited with %d" % r.returncode}
+    if test_only:
+        print("rust benchmarks: ran once each (criterion --test), %.0f s" % (time.time() - t0))
+        return {}
+    results, missing = {}, []
+    for g, _, _ in RUST_GROUPS:
+        results[g] = {}
+        for a, _ in RUST_ALLOCS:
+            est = os.path.join(crit, g, a, "new", "estimates.json")
+            try:
+                with open(est) as f:
+                    med = json.load(f)["median"]
+            except (OSError, ValueError, KeyError):
+                missing.append("%s/%s" % (g, a))
+                continue
+            ci = med["confidence_interval"]
+            results[g][a] = {"median_ns": med["point_estimate"], "lo_ns": ci["lower_bound"],
+                             "hi_ns": ci["upper_bound"]}
+    lock = os.path.join(RUST_BENCH, "Cargo.lock")
+    out = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "command": command_line(), "machine": machine_info(),
+           "rustc": sh(["rustc", "--version"]).strip(),
+           "crates": lock_versions(lock, ("criterion", "mimalloc", "libmimalloc-sys",
+                                          "tikv-jemallocator", "tikv-jemalloc-sys")),
+           "seconds": round(time.time() - t0, 1), "results": results}
+    if missing:
+        out["error"] = "no estimates for " + ", ".join(missing)
+        print("FAILED: rust benchmarks: %s" % out["error"])
+    return out
+
+
+def md_rust_section(rs):
+    L = ["## Rust front end (criterion)", ""]
+    L.append("- Date: %s; %s; command: `%s`; %s s." % (rs["date"], rs.get("rustc", ""), rs["command"],
+                                                     rs.get("seconds", "?")))
+    crates = ", ".join("%s %s" % kv for kv in sorted(rs.get("crates", {}).items()))
+    L.append("- `bench/rust/benches/alloc.rs`: each allocator is called through `GlobalAlloc` in one "
+             "process (none of them is the global allocator), one after the other; criterion takes 40 "
+             "samples after a 0.5 s warm-up. Figure: criterion's median, with its 95 %% confidence "
+             "interval; ×system = median / System's median. Crates: %s." % crates)
+    L.append("")
+    allocs = [(a, label) for a, label in RUST_ALLOCS]
+    L.append("| workload | unit | " + " | ".join(label for _, label in allocs) + " |")
+    L.append("|---|---|" + "---|" * len(allocs))
+    for g, desc, unit in RUST_GROUPS:
+        row = rs["results"].get(g, {})
+        base = row.get("system", {}).get("median_ns")
+        div = 1.0 if unit == "ns" else 1000.0
+        cells = []
+        for a, _ in allocs:
+            v = row.get(a)
+            if not v:
+                cells.append("—")
+                continue
+            cell = "%.3g (%.3g–%.3g)" % (v["median_ns"] / div, v["lo_ns"] / div, v["hi_ns"] / div)
+            if base and a != "system":
+                cell += " **%.2f×**" % (v["median_ns"] / base)
+            cells.append(cell)
+        L.append("| %s | %s | %s |" % (desc, unit, " | ".join(cells)))
+    L.append("")
+    if rs.get("error"):
+        L.append("- Error: %s" % rs["error"])
+        L.append("")
+    return L
+
+
 PEERS = ("jemalloc", "mimalloc", "tcmalloc")
 
 
@@ -1007,6 +1116,10 @@ def render_docs():
     if fp:
         have = True
         L += md_fastpath_section(fp)
+    rs = load_json("results-rust.json")
+    if rs and rs.get("results"):
+        have = True
+        L += md_rust_section(rs)
     analysis = os.path.join(BENCH, "analysis.md")
     if have and os.path.exists(analysis):
         with open(analysis) as f:
@@ -1117,6 +1230,8 @@ def main():
     g.add_argument("--smoke", action="store_true", help="CI check: glibc vs oxmalloc, tiny, once")
     g.add_argument("--docs-only", action="store_true", help="regenerate docs from bench/results/*.json")
     ap.add_argument("--fastpath", action="store_true", help="callgrind instruction counts per operation")
+    ap.add_argument("--rust", action="store_true",
+                    help="criterion benchmarks of the Rust front end (with --smoke: run each once)")
     ap.add_argument("--harden", action="store_true", help="also measure oxmalloc with OXMALLOC_HARDEN=1")
     ap.add_argument("--runs", type=int, help="override the number of runs")
     ap.add_argument("--only", help="comma-separated workload names")
@@ -1132,12 +1247,23 @@ def main():
     if args.docs_only:
         render_docs()
         return 0
+    if args.smoke and args.rust:
+        r = do_rust(args, test_only=True)
+        return 1 if r is None or r.get("error") else 0
     if args.smoke:
         return do_smoke(args)
 
-    mode = "full" if args.full else ("quick" if (args.quick or not args.fastpath) else None)
+    mode = "full" if args.full else ("quick" if (args.quick or not (args.fastpath or args.rust)) else None)
     status = 0
     data = None
+    if args.rust:
+        rs = do_rust(args)
+        if rs is None or rs.get("error"):
+            status = 1
+        if rs and rs.get("results"):
+            with open(os.path.join(RESULTS, "results-rust.json"), "w") as f:
+                json.dump(rs, f, indent=1, sort_keys=False)
+            print("wrote bench/results/results-rust.json")
     if mode:
         data = do_bench(args, mode)
     fp = do_fastpath(args) if args.fastpath else None

@@ -2,7 +2,8 @@
 # The whole test suite on a fresh machine: builds everything, then runs the Rust unit and
 # integration tests, a fuzz slice, the C conformance/regions/stress/fork/thread-churn/OOM/abuse/
 # chaos programs under LD_PRELOAD, real programs and CPython's own regression tests compared
-# with glibc, and the benchmark runner's smoke check.
+# with glibc, and the benchmark runners' smoke checks (the LD_PRELOAD suite, and the Rust front
+# end's criterion benchmarks run once each).
 # Prints one summary line "tests: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ suite real-programs bash tests/real/run.sh
 suite cpython-suite bash tests/real/cpython-suite.sh
 if [ -f bench/run.py ]; then
     suite bench-smoke python3 bench/run.py --smoke
+    suite rust-bench-smoke python3 bench/run.py --smoke --rust
 fi
 
 echo
