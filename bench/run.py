@@ -961,7 +961,10 @@ def do_rust(args, test_only=False):
     if test_only:
         argv.append("--test")
     t0 = time.time()
-    r = subprocess.run(argv, cwd=ROOT)
+    # Criterion writes its estimates under CRITERION_HOME (else under the target directory,
+    # which CARGO_TARGET_DIR may move): pin it.
+    env = dict(os.environ, CRITERION_HOME=crit)
+    r = subprocess.run(argv, cwd=ROOT, env=env)
     if r.returncode != 0:
         print("FAILED: rust benchmarks: %s exited with %d" % (" ".join(argv), r.returncode))
         return {"error": "cargo bench exited with %d" % r.returncode}
