@@ -21,6 +21,7 @@ See bench/README.md for the workloads and the options.
 """
 import argparse
 import datetime
+import glob
 import hashlib
 import json
 import math
@@ -998,6 +999,51 @@ def do_rust(args, test_only=False):
     return out
 
 
+def md_scaling_section(path):
+    """Tables for one bench/scaling.sh output: median seconds per allocator and thread count,
+    the speed-up over the same allocator's one-thread time, and oxmalloc against the best."""
+    meta, runs = [], {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("#"):
+                meta.append(line[1:].strip())
+            elif line:
+                a, t, _, sec = line.split("\t")
+                runs.setdefault(a, {}).setdefault(int(t), []).append(float(sec))
+    if not runs:
+        return []
+    allocs = [a for a in ALLOC_ORDER if a in runs]
+    threads = sorted({t for a in runs for t in runs[a]})
+    med = {a: {t: statistics.median(v) for t, v in runs[a].items()} for a in allocs}
+    info = dict(m.split(" ", 1) for m in meta if " " in m)
+    L = ["## Multi-thread scaling: server, %s" % info.get("machine", "?").split(",")[0], ""]
+    L.append("- Date: %s; machine: %s." % (info.get("date", "?"), info.get("machine", "?")))
+    L.append("- `%s` (results: `bench/results/%s`); %s. The work is fixed (ITERS requests), "
+             "so the ideal speed-up is the thread count, bounded by the CPUs." %
+             (info.get("command", "bench/scaling.sh"), os.path.basename(path), info.get("workload", "")))
+    L.append("")
+    L.append("Median wall time in seconds (min–max); ×1t = speed-up over the same allocator with one thread.")
+    L.append("")
+    L.append("| threads | " + " | ".join(allocs) + " | oxmalloc / best peer |")
+    L.append("|---|" + "---|" * (len(allocs) + 1))
+    for t in threads:
+        cells = []
+        for a in allocs:
+            v = runs[a].get(t)
+            if not v:
+                cells.append("—")
+                continue
+            one = med[a].get(threads[0])
+            sp = " ×%.1f" % (one / med[a][t]) if one and t != threads[0] else ""
+            cells.append("%.3f (%.3f–%.3f)%s" % (med[a][t], min(v), max(v), sp))
+        peers = [med[a][t] for a in allocs if a in PEERS and t in med[a]]
+        rel = ("%.2f×" % (med["oxmalloc"][t] / min(peers))) if peers and t in med.get("oxmalloc", {}) else "—"
+        L.append("| %d | %s | %s |" % (t, " | ".join(cells), rel))
+    L.append("")
+    return L
+
+
 def md_rust_section(rs):
     L = ["## Rust front end (criterion)", ""]
     L.append("- Date: %s; %s; command: `%s`; %s s." % (rs["date"], rs.get("rustc", ""), rs["command"],
@@ -1123,6 +1169,9 @@ def render_docs():
     if rs and rs.get("results"):
         have = True
         L += md_rust_section(rs)
+    for path in sorted(glob.glob(os.path.join(RESULTS, "scaling-*.tsv")), key=lambda p: -len(p)):
+        have = True
+        L += md_scaling_section(path)
     analysis = os.path.join(BENCH, "analysis.md")
     if have and os.path.exists(analysis):
         with open(analysis) as f:

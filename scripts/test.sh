@@ -39,7 +39,8 @@ suite c-programs bash tests/c/run.sh
 suite real-programs bash tests/real/run.sh
 suite cpython-suite bash tests/real/cpython-suite.sh
 if [ -f bench/run.py ]; then
-    suite bench-smoke python3 bench/run.py --smoke
+    suite bench-smoke bash -c 'python3 bench/run.py --smoke &&
+        THREADS="1 2" RUNS=1 ITERS=20000 TABLE=1024 bash bench/scaling.sh "$(mktemp)"'
     suite rust-bench-smoke python3 bench/run.py --smoke --rust
 fi
 
