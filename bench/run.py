@@ -1169,7 +1169,11 @@ def render_docs():
     if rs and rs.get("results"):
         have = True
         L += md_rust_section(rs)
-    for path in sorted(glob.glob(os.path.join(RESULTS, "scaling-*.tsv")), key=lambda p: -len(p)):
+    # One section per machine, the largest first (file names carry the CPU count).
+    def cpus(path):
+        m = re.search(r"(\d+)", os.path.basename(path))
+        return int(m.group(1)) if m else 0
+    for path in sorted(glob.glob(os.path.join(RESULTS, "scaling-*.tsv")), key=cpus, reverse=True):
         have = True
         L += md_scaling_section(path)
     analysis = os.path.join(BENCH, "analysis.md")

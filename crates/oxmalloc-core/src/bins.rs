@@ -61,7 +61,6 @@ impl Bins {
         }
     }
 
-    /// Makes every bin an empty circular list (its header points to itself).
     /// Whether every header and the map are zero (a freshly zeroed arena, before init).
     #[cfg(test)]
     pub fn is_zeroed(&self) -> bool {
@@ -69,6 +68,7 @@ impl Bins {
             && self.map.iter().all(|&w| w == 0)
     }
 
+    /// Makes every bin an empty circular list (its header points to itself).
     pub fn init(&mut self) {
         for i in 0..NBINS {
             let b = self.bin(i);

@@ -53,13 +53,13 @@ impl Mutex {
         }
     }
 
-    /// Re-initialises the lock in a forked child, where the thread that held it is gone.
     /// Whether some thread holds the lock (a snapshot).
     #[cfg(test)]
     pub fn is_locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) != 0
     }
 
+    /// Re-initialises the lock in a forked child, where the thread that held it is gone.
     pub fn reset(&self) {
         self.state.store(0, Ordering::Relaxed);
     }
