@@ -617,17 +617,42 @@ static void test_mallopt(void)
     free(big);
     r10 = mallopt(M_MMAP_MAX, 65536);
     before = mallinfo2().hblks;
-    big = launder(malloc(1 << 20));
+    /* Mapped only when the arena cannot serve it (glibc's rule): ask for more
+       than its free space (the 1 MiB just freed may still be in the top). */
+    size_t again = (size_t)1 << 20;
+    if (mallinfo2().fordblks + (1 << 20) > again)
+        again = mallinfo2().fordblks + (1 << 20);
+    big = launder(malloc(again));
     during = mallinfo2().hblks;
-    /* glibc maps it only when the top cannot serve it (its rule); oxmalloc always. */
-    if (under_glibc)
-        printf("ok - mallopt(M_MMAP_MAX, 65536) maps 1 MiB again # SKIP glibc serves it "
-               "from a large enough top first\n");
-    else
-        check(r10 == 1 && big && during == before + 1,
-              "mallopt(M_MMAP_MAX, 65536) maps 1 MiB again",
-              "ret %d, mapped blocks %zu -> %zu", r10, before, during);
+    check(r10 == 1 && big && during == before + 1,
+          "mallopt(M_MMAP_MAX, 65536) maps a large block again",
+          "ret %d, mapped blocks %zu -> %zu", r10, before, during);
     free(big);
+    /* A request above the threshold that free arena space can hold is carved
+       from it, not mapped (glibc maps only when the arena cannot serve it). */
+    int r11 = mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    int r12 = mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_MAX, 0);
+    char *hole = launder(malloc(4 << 20));
+    void *fence = launder(malloc(64)); /* keeps the hole out of the top */
+    mallopt(M_MMAP_MAX, 65536);
+    free(hole);
+    before = mallinfo2().hblks;
+    char *reuse = launder(malloc(2 << 20));
+    during = mallinfo2().hblks;
+    const char *hardened = getenv("OXMALLOC_HARDEN");
+    if (hardened && strcmp(hardened, "1") == 0)
+        printf("ok - a 2 MiB request is carved from a free 4 MiB chunk # SKIP the hardened "
+               "mode holds freed blocks in a quarantine\n");
+    else
+        check(r11 == 1 && r12 == 1 && hole && fence && reuse && during == before &&
+                  reuse >= hole && reuse < hole + (4 << 20),
+              "a 2 MiB request above a 1 MiB threshold is carved from a free 4 MiB chunk",
+              "ret %d %d, mapped %zu -> %zu, hole %p reuse %p", r11, r12, before, during,
+              (void *)hole, (void *)reuse);
+    free(reuse);
+    free(fence);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
     void *p = launder(malloc(256 * KiB));
     check(p != NULL, "malloc works after mallopt", "p=%p", p);
     free(p);
@@ -657,17 +682,21 @@ static void test_mallinfo(void)
           b.uordblks, c.uordblks);
 
     /*
-     * Like glibc, a big request may be carved from a large free top chunk
-     * (left by earlier tests) instead of mmapped: trim the top first.
+     * Like glibc, a big request is carved from free arena space (a large top,
+     * or free chunks earlier tests left) when there is enough, and mapped
+     * only when there is not: ask for more than the arena has free.
      */
     malloc_trim(0);
-    void *big = launder(malloc(4 * MiB));
+    size_t bigsz = 4 * MiB;
+    if (mallinfo2().fordblks + MiB > bigsz)
+        bigsz = mallinfo2().fordblks + MiB;
+    void *big = launder(malloc(bigsz));
     memset(big, 1, 4096);
     struct mallinfo2 d = mallinfo2();
     free(big);
     struct mallinfo2 e = mallinfo2();
-    check(d.hblks >= c.hblks + 1 && d.hblkhd >= c.hblkhd + 4 * MiB,
-          "mallinfo2.hblks/hblkhd grow while a 4 MiB block is live",
+    check(d.hblks >= c.hblks + 1 && d.hblkhd >= c.hblkhd + bigsz,
+          "mallinfo2.hblks/hblkhd grow while a block larger than the free space is live",
           "hblks %zu->%zu hblkhd %zu->%zu", c.hblks, d.hblks, c.hblkhd,
           d.hblkhd);
     check(e.hblks < d.hblks && e.hblkhd < d.hblkhd,

@@ -99,33 +99,35 @@ fn thread_cache() -> *mut tcache::ThreadCache {
 }
 
 /// Allocates a chunk of `nb` bytes whose user pointer is aligned to `align` (16 or a larger
-/// power of two) from the mmap path or the thread's arena, falling back to the other when one
-/// fails. Returns the user pointer or null.
+/// power of two) and returns its user pointer, or null. glibc's order: the thread's arena
+/// first (bins, then the top); a request of at least mmap_threshold that the arena cannot
+/// serve without growing gets a mapping of its own, and only when mapping fails does the
+/// arena grow for it. Any request the arena cannot serve at all is mapped as a last resort.
 unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> *mut u8 {
     let mapped = large::wants_mmap(nb);
-    if mapped {
-        let c = large::map_chunk(nb, align);
-        if !c.is_null() {
-            return chunk2mem(c);
-        }
-    }
     let a = thread_arena(tc);
     let secret = global::SECRET.load(Relaxed);
-    lock_arena(a);
-    // SAFETY: the arena is locked.
-    let c = unsafe {
-        if align <= ALIGN {
-            (*a).int_malloc(nb, secret)
-        } else {
-            (*a).int_memalign(align, nb, secret)
-        }
-    };
-    unlock_arena(a);
-    let c = if c.is_null() && !mapped {
-        large::map_chunk(nb, align)
-    } else {
+    let from_arena = |may_grow: bool| {
+        lock_arena(a);
+        // SAFETY: the arena is locked.
+        let c = unsafe {
+            if align <= ALIGN {
+                (*a).int_malloc_from(nb, secret, may_grow)
+            } else {
+                (*a).int_memalign(align, nb, secret, may_grow)
+            }
+        };
+        unlock_arena(a);
         c
     };
+    let mut c = from_arena(!mapped);
+    if c.is_null() {
+        // A large request the arena cannot serve as it is, or an arena out of memory.
+        c = large::map_chunk(nb, align);
+        if c.is_null() && mapped {
+            c = from_arena(true);
+        }
+    }
     if c.is_null() {
         null_mut()
     } else {

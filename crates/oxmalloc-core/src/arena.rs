@@ -277,7 +277,16 @@ impl Arena {
 
     /// Allocates a chunk of size `nb` (a request2size value); null when memory runs out.
     /// The caller holds the lock.
+    #[inline]
     pub unsafe fn int_malloc(&mut self, nb: usize, secret: usize) -> *mut u8 {
+        // SAFETY: forwarded; the caller holds the lock.
+        unsafe { self.int_malloc_from(nb, secret, true) }
+    }
+
+    /// int_malloc, which grows the top (brk, heap) only when `may_grow`: a request of at
+    /// least mmap_threshold is served from free space the arena already has, else mapped on
+    /// its own (glibc's rule), so the caller asks without growth first.
+    pub unsafe fn int_malloc_from(&mut self, nb: usize, secret: usize, may_grow: bool) -> *mut u8 {
         // SAFETY (whole function): every chunk touched lies in memory this arena owns and
         // the lists are consistent under the lock.
         unsafe {
@@ -370,6 +379,11 @@ impl Arena {
                 // The top chunk.
                 if self.top_size() >= nb + MINSIZE {
                     return self.split_top(nb);
+                }
+                if !may_grow {
+                    // The request will be mapped: cached batches stay cached (glibc leaves
+                    // its thread caches alone for it too).
+                    return null_mut();
                 }
                 if self.has_fast() {
                     self.consolidate(secret);
@@ -781,10 +795,17 @@ impl Arena {
     }
 
     /// Allocates `nb` bytes aligned to `align` (a power of two above 16). Lock held.
-    pub unsafe fn int_memalign(&mut self, align: usize, nb: usize, secret: usize) -> *mut u8 {
+    /// Grows the top only when `may_grow` (see int_malloc_from).
+    pub unsafe fn int_memalign(
+        &mut self,
+        align: usize,
+        nb: usize,
+        secret: usize,
+        may_grow: bool,
+    ) -> *mut u8 {
         // SAFETY: all chunks handled are this arena's; the lock is held.
         unsafe {
-            let m = self.int_malloc(nb + align + MINSIZE, secret);
+            let m = self.int_malloc_from(nb + align + MINSIZE, secret, may_grow);
             if m.is_null() {
                 return m;
             }

@@ -122,7 +122,7 @@ fn aligned_carving_returns_aligned_chunks_and_frees_the_lead() {
     let a = arena();
     unsafe {
         for align in [32usize, 64, 4096, 65536] {
-            let c = a.int_memalign(align, 1008, SECRET);
+            let c = a.int_memalign(align, 1008, SECRET, true);
             assert_eq!(chunk2mem(c) as usize % align, 0);
             assert!(size(c) >= 1008 && size(c) < 1008 + MINSIZE);
             assert!(inuse(c));
@@ -146,5 +146,25 @@ fn trimming_gives_the_top_back() {
             a.system_mem
         );
         assert!(!a.trim(0, SECRET) || a.top_size() < 1 << 20);
+    }
+}
+
+#[test]
+fn without_growth_only_free_space_serves_a_request() {
+    // What a request of at least mmap_threshold gets: the arena's free space, never growth.
+    let a = arena();
+    unsafe {
+        let big = (a.top_size() + (1 << 20)) & !15;
+        assert!(a.int_malloc_from(big, SECRET, false).is_null());
+        let c = a.int_malloc_from(big, SECRET, true);
+        assert!(!c.is_null());
+        let guard = a.int_malloc(2000, SECRET);
+        a.int_free(c, big, SECRET);
+        // The freed chunk (not the top: the guard follows it) serves a smaller one.
+        let half = (big / 2) & !15;
+        let d = a.int_malloc_from(half, SECRET, false);
+        assert_eq!(d, c);
+        a.int_free(d, half, SECRET);
+        a.int_free(guard, 2000, SECRET);
     }
 }
