@@ -362,6 +362,20 @@ static int sc_uaf_link_plausible(void)
 
 /* 17-21 and the extra hardened check run with OXMALLOC_HARDEN=1 (exec'd). */
 
+/* 22: an interior pointer whose preceding word looks like the header of a small in-use
+ * block (48 bytes, P set). The default mode's hot free path checks only the free and mmapped
+ * bits there (glibc checks no more), so it takes the block into the thread cache; the
+ * hardened mode checks the header's tag on every free and aborts. */
+static int sc_h_forged_header(void)
+{
+    char *p = malloc_v(100);
+    memset(p, 0, 100);
+    size_t fake = 48 | 1;
+    memcpy(p + 24, &fake, sizeof fake);
+    free_v(launder(p + 32));
+    return 0;
+}
+
 /* 17 */
 static int sc_h_canary(void)
 {
@@ -632,6 +646,8 @@ static const struct scenario scenarios[] = {
     {"19b", "default-reuse-lifo", sc_reuse_lifo, R_OXONLY, EX_EXIT0, NULL, NULL, 0, 0},
     {"20", "harden-usable-size", sc_h_usable, R_HARDEN, EX_EXIT0, NULL, NULL, 0, 0},
     {"21", "harden-workload", workload, R_HARDEN, EX_EXIT0, NULL, NULL, 0, 0},
+    {"22", "harden-forged-header", sc_h_forged_header, R_HARDEN, EX_ABORT, "invalid pointer",
+     NULL, 0, 0},
     {"x1", "harden-double-free-quarantined", sc_h_double_free, R_HARDEN, EX_ABORT, "double free",
      NULL, 0, 0},
 };

@@ -636,6 +636,7 @@ static void test_mallopt(void)
     char *hole = launder(malloc(4 << 20));
     void *fence = launder(malloc(64)); /* keeps the hole out of the top */
     mallopt(M_MMAP_MAX, 65536);
+    uintptr_t hole_at = (uintptr_t)hole;
     free(hole);
     before = mallinfo2().hblks;
     char *reuse = launder(malloc(2 << 20));
@@ -646,10 +647,10 @@ static void test_mallopt(void)
                "mode holds freed blocks in a quarantine\n");
     else
         check(r11 == 1 && r12 == 1 && hole && fence && reuse && during == before &&
-                  reuse >= hole && reuse < hole + (4 << 20),
+                  (uintptr_t)reuse >= hole_at && (uintptr_t)reuse < hole_at + (4 << 20),
               "a 2 MiB request above a 1 MiB threshold is carved from a free 4 MiB chunk",
               "ret %d %d, mapped %zu -> %zu, hole %p reuse %p", r11, r12, before, during,
-              (void *)hole, (void *)reuse);
+              (void *)hole_at, (void *)reuse);
     free(reuse);
     free(fence);
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
