@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: builds everything, then runs the Rust unit and
-# integration tests, a fuzz slice, the C conformance/regions/stress/fork/thread-churn/OOM/abuse/
+# The whole test suite on a fresh machine: builds everything, checks formatting and clippy
+# (warnings are errors), then runs the Rust unit and integration tests, a fuzz slice, the C conformance/regions/stress/fork/thread-churn/OOM/abuse/
 # chaos programs under LD_PRELOAD, real programs and CPython's own regression tests compared
 # with glibc, and the benchmark runners' smoke checks (the LD_PRELOAD suite, and the Rust front
 # end's criterion benchmarks run once each).
@@ -31,6 +31,15 @@ suite() {
 }
 
 suite build cargo build --release --workspace
+lint() {
+    if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+        rustup component add clippy rustfmt >/dev/null 2>&1 || return 1
+    fi
+    cargo fmt --all -- --check &&
+        cargo fmt --manifest-path bench/rust/Cargo.toml -- --check &&
+        cargo clippy --release --workspace --all-targets -- -D warnings
+}
+suite lint lint
 export OXMALLOC_LIB=$ROOT/target/release/liboxmalloc.so
 suite rust-tests cargo test --release --workspace
 suite fuzz-slice bash -c 'target/release/oxmalloc-fuzz --seconds 20 --seed 1 --threads 4 &&

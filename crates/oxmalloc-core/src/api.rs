@@ -93,7 +93,8 @@ fn thread_cache() -> *mut tcache::ThreadCache {
     let tc = tls::current();
     // SAFETY: tc is this thread's cache.
     if unsafe { (*tc).state } == UNINIT {
-        global::thread_init(tc);
+        // SAFETY: tc is this thread's cache.
+        unsafe { global::thread_init(tc) };
     }
     tc
 }
@@ -105,20 +106,21 @@ fn thread_cache() -> *mut tcache::ThreadCache {
 /// arena grow for it. Any request the arena cannot serve at all is mapped as a last resort.
 unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> *mut u8 {
     let mapped = large::wants_mmap(nb);
-    let a = thread_arena(tc);
+    // SAFETY: the caller passes this thread's cache.
+    let a = unsafe { thread_arena(tc) };
     let secret = global::SECRET.load(Relaxed);
     let from_arena = |may_grow: bool| {
-        lock_arena(a);
-        // SAFETY: the arena is locked.
-        let c = unsafe {
-            if align <= ALIGN {
+        // SAFETY: a is a live arena; it is locked around int_malloc and released after.
+        unsafe {
+            lock_arena(a);
+            let c = if align <= ALIGN {
                 (*a).int_malloc_from(nb, secret, may_grow)
             } else {
                 (*a).int_memalign(align, nb, secret, may_grow)
-            }
-        };
-        unlock_arena(a);
-        c
+            };
+            unlock_arena(a);
+            c
+        }
     };
     let mut c = from_arena(!mapped);
     if c.is_null() {
@@ -553,7 +555,7 @@ pub(crate) unsafe fn memalign_raw(align: usize, n: usize, shown: usize) -> *mut 
 }
 
 pub unsafe fn posix_memalign(out: *mut *mut u8, align: usize, n: usize) -> i32 {
-    if align % core::mem::size_of::<usize>() != 0 || !align.is_power_of_two() {
+    if !align.is_multiple_of(core::mem::size_of::<usize>()) || !align.is_power_of_two() {
         return libc::EINVAL;
     }
     let saved = os::errno();
@@ -618,10 +620,13 @@ pub fn trim(pad: usize) -> i32 {
     let secret = global::SECRET.load(Relaxed);
     let mut released = false;
     global::for_each_arena(|a| {
-        lock_arena(a);
-        // SAFETY: the arena is locked.
-        released |= unsafe { (*a).trim(pad, secret) };
-        unlock_arena(a);
+        // SAFETY: a is a live arena from the list; it is locked while it is trimmed.
+        released |= unsafe {
+            lock_arena(a);
+            let r = (*a).trim(pad, secret);
+            unlock_arena(a);
+            r
+        };
     });
     released as i32
 }

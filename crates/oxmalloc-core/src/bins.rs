@@ -217,7 +217,7 @@ mod tests {
                 assert!(largebin_floor(i + 1) > s);
             }
             last = i;
-            s += if s < 65536 { 16 } else { s / 7 & !15 };
+            s += if s < 65536 { 16 } else { (s / 7) & !15 };
         }
         assert_eq!(bin_index(1008), 63);
         assert_eq!(bin_index(1024), 64);

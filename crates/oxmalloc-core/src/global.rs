@@ -192,8 +192,12 @@ fn fork_owned() -> bool {
 // *after* releasing it: a fork from a signal handler that interrupts either step then treats
 // that arena as possibly half-updated (see the fork handlers) instead of waiting for itself.
 
+/// Takes arena `a`'s lock, recording it in this thread's cache first.
+///
+/// # Safety
+/// `a` is a live arena (arenas are never freed, so any arena pointer oxmalloc handed out).
 #[inline(always)]
-pub fn lock_arena(a: *mut Arena) {
+pub unsafe fn lock_arena(a: *mut Arena) {
     // SAFETY: arenas are never freed; tls::current() is this thread's cache.
     unsafe {
         let tc = tls::current();
@@ -206,8 +210,11 @@ pub fn lock_arena(a: *mut Arena) {
 }
 
 /// Takes arena `a`'s lock if it is free right now (recorded like lock_arena); false if not.
+///
+/// # Safety
+/// As for lock_arena.
 #[inline]
-pub fn try_lock_arena(a: *mut Arena) -> bool {
+pub unsafe fn try_lock_arena(a: *mut Arena) -> bool {
     // SAFETY: as for lock_arena.
     unsafe {
         let tc = tls::current();
@@ -222,8 +229,12 @@ pub fn try_lock_arena(a: *mut Arena) -> bool {
     }
 }
 
+/// Releases arena `a`'s lock and forgets it in this thread's cache.
+///
+/// # Safety
+/// `a` is a live arena whose lock this thread holds.
 #[inline(always)]
-pub fn unlock_arena(a: *mut Arena) {
+pub unsafe fn unlock_arena(a: *mut Arena) {
     if !fork_owned() {
         // SAFETY: arenas are never freed; the caller locked it.
         unsafe { (*a).lock.unlock() }
@@ -256,8 +267,12 @@ fn unlock_list(locked: bool) {
 // ------------------------------------------------------------------ arenas
 
 /// The arena that owns in-use chunk `c`.
+///
+/// # Safety
+/// `c` is an in-use chunk of some arena (its header, and for a heap chunk the heap's header,
+/// are readable and were written by oxmalloc).
 #[inline(always)]
-pub fn arena_for_chunk(c: *mut u8) -> *mut Arena {
+pub unsafe fn arena_for_chunk(c: *mut u8) -> *mut Arena {
     // SAFETY: c is an in-use heap chunk; IN_HEAP chunks lie in a heap with a valid header.
     unsafe {
         if head(c) & IN_HEAP != 0 {
@@ -314,8 +329,11 @@ fn attach_arena() -> *mut Arena {
 }
 
 /// The arena this thread allocates from when it bypasses (or has no) cache.
+///
+/// # Safety
+/// `tc` is the calling thread's cache (`tls::current()`).
 #[inline]
-pub fn thread_arena(tc: *mut ThreadCache) -> *mut Arena {
+pub unsafe fn thread_arena(tc: *mut ThreadCache) -> *mut Arena {
     // SAFETY: tc is this thread's cache; arenas are never freed.
     unsafe {
         let a = if (*tc).arena.is_null() {
@@ -342,9 +360,12 @@ fn replace_poisoned(tc: *mut ThreadCache) -> *mut Arena {
 // ------------------------------------------------------------------ threads
 
 /// Sets up the calling thread's cache; leaves it UNINIT when that cannot be done yet.
+///
+/// # Safety
+/// `tc` is the calling thread's cache (`tls::current()`).
 #[cold]
 #[inline(never)]
-pub fn thread_init(tc: *mut ThreadCache) {
+pub unsafe fn thread_init(tc: *mut ThreadCache) {
     ensure_init();
     if KEY_STATE.load(Acquire) != 2 {
         return;
@@ -374,10 +395,14 @@ fn alloc_ext(a: *mut Arena) -> *mut tcache::CacheExt {
         return core::ptr::null_mut();
     }
     let nb = crate::chunk::request2size(core::mem::size_of::<tcache::CacheExt>());
-    lock_arena(a);
-    // SAFETY: the arena is locked.
-    let c = unsafe { (*a).int_malloc(nb, SECRET.load(Relaxed)) };
-    unlock_arena(a);
+    // SAFETY: a is a live arena (the one the thread was just attached to), locked around
+    // int_malloc.
+    let c = unsafe {
+        lock_arena(a);
+        let c = (*a).int_malloc(nb, SECRET.load(Relaxed));
+        unlock_arena(a);
+        c
+    };
     if c.is_null() {
         return core::ptr::null_mut();
     }

@@ -21,7 +21,7 @@ pub struct HeapInfo {
 }
 
 pub const HEAP_HDR: usize = core::mem::size_of::<HeapInfo>();
-const _: () = assert!(HEAP_HDR % 16 == 0);
+const _: () = assert!(HEAP_HDR.is_multiple_of(16));
 
 /// The heap that holds chunk address `p` (which must carry the IN_HEAP flag).
 #[inline(always)]

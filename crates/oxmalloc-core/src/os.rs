@@ -138,12 +138,12 @@ pub fn write_fd(fd: i32, mut buf: &[u8]) {
     }
 }
 
-pub fn futex_wait(addr: *const u32, expected: u32) {
-    // SAFETY: addr points to a live u32 that outlives the call.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
+    // SAFETY: the futex word is a live u32 borrowed for the whole call.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            addr,
+            word.as_ptr(),
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
             expected,
             ptr::null::<libc::timespec>(),
@@ -151,12 +151,12 @@ pub fn futex_wait(addr: *const u32, expected: u32) {
     };
 }
 
-pub fn futex_wake_one(addr: *const u32) {
-    // SAFETY: addr points to a live u32.
+pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
+    // SAFETY: the futex word is a live u32 borrowed for the whole call.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            addr,
+            word.as_ptr(),
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         )

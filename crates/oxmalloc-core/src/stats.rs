@@ -36,11 +36,16 @@ pub struct ArenaFigures {
     pub top: usize,
 }
 
-pub fn arena_figures(a: *mut Arena) -> ArenaFigures {
+/// Reads arena `a`'s figures under its lock.
+///
+/// # Safety
+/// `a` is a live arena.
+pub unsafe fn arena_figures(a: *mut Arena) -> ArenaFigures {
     let secret = global::SECRET.load(Relaxed);
-    lock_arena(a);
-    // SAFETY: the lock is held while the bins are walked.
+    // SAFETY: a is a live arena (the caller's promise); the lock is held while the bins are
+    // walked.
     let f = unsafe {
+        lock_arena(a);
         let (nfree, free, nfast, fast) = (*a).free_stats(secret);
         ArenaFigures {
             system: (*a).system_mem,
@@ -52,7 +57,8 @@ pub fn arena_figures(a: *mut Arena) -> ArenaFigures {
             top: (*a).top_size(),
         }
     };
-    unlock_arena(a);
+    // SAFETY: taken above.
+    unsafe { unlock_arena(a) };
     f
 }
 
@@ -60,7 +66,8 @@ pub fn mallinfo2() -> MallInfo2 {
     global::ensure_init();
     let mut m = MallInfo2::default();
     for_each_arena(|a| {
-        let f = arena_figures(a);
+        // SAFETY: a is a live arena from the list.
+        let f = unsafe { arena_figures(a) };
         m.arena += f.system;
         m.ordblks += f.free_chunks;
         m.smblks += f.fast_chunks;
@@ -88,7 +95,8 @@ pub fn malloc_stats_to(out: &mut dyn FnMut(&[u8])) {
     let (mut system, mut inuse) = (0usize, 0usize);
     let mut i = 0;
     for_each_arena(|a| {
-        let f = arena_figures(a);
+        // SAFETY: a is a live arena from the list.
+        let f = unsafe { arena_figures(a) };
         let used = f.system.saturating_sub(f.free_bytes + f.fast_bytes);
         w.clear();
         let _ = write!(
@@ -188,9 +196,9 @@ pub fn malloc_info(out: &mut dyn FnMut(&[u8])) {
         const MAXB: usize = 64;
         let mut sizes = [(0usize, 0usize, 0usize, 0usize); MAXB];
         let mut ns = 0;
-        lock_arena(a);
-        // SAFETY: the lock is held.
+        // SAFETY: a is a live arena from the list; its lock is held while the bins are read.
         let (nfree, free, nfast, fast, sys, maxsys) = unsafe {
+            lock_arena(a);
             (*a).bin_summary(|_, n, total, lo, hi| {
                 if ns < MAXB {
                     sizes[ns] = (lo, hi, n, total);
@@ -198,17 +206,18 @@ pub fn malloc_info(out: &mut dyn FnMut(&[u8])) {
                 }
             });
             let (nf, f, nfa, fa) = (*a).free_stats(secret);
-            (nf, f, nfa, fa, (*a).system_mem, (*a).max_system_mem)
+            let r = (nf, f, nfa, fa, (*a).system_mem, (*a).max_system_mem);
+            unlock_arena(a);
+            r
         };
-        unlock_arena(a);
         w.clear();
         let _ = write!(w, "<heap nr=\"{}\">\n<sizes>\n", i);
         out(w.as_bytes());
         for &(lo, hi, n, total) in &sizes[..ns] {
             w.clear();
-            let _ = write!(
+            let _ = writeln!(
                 w,
-                "  <size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>\n",
+                "  <size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>",
                 lo, hi, total, n
             );
             out(w.as_bytes());

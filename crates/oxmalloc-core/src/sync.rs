@@ -42,14 +42,14 @@ impl Mutex {
             }
         }
         while self.state.swap(2, Ordering::Acquire) != 0 {
-            crate::os::futex_wait(self.state.as_ptr(), 2);
+            crate::os::futex_wait(&self.state, 2);
         }
     }
 
     #[inline]
     pub fn unlock(&self) {
         if self.state.swap(0, Ordering::Release) == 2 {
-            crate::os::futex_wake_one(self.state.as_ptr());
+            crate::os::futex_wake_one(&self.state);
         }
     }
 

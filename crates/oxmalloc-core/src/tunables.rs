@@ -168,11 +168,9 @@ pub fn apply(name: &[u8], value: &[u8]) {
         b"perturb" => {
             mallopt(M_PERTURB, vi);
         }
-        b"tcache_count" => {
-            if v <= MAX_TCACHE_COUNT {
-                TCACHE_COUNT.store(v, Relaxed);
-                TCACHE_COUNT_SET.store(true, Relaxed);
-            }
+        b"tcache_count" if v <= MAX_TCACHE_COUNT => {
+            TCACHE_COUNT.store(v, Relaxed);
+            TCACHE_COUNT_SET.store(true, Relaxed);
         }
         b"tcache_max" => {
             TCACHE_MAX.store(v.min(crate::chunk::TCACHE_MAX_REQUEST), Relaxed);
