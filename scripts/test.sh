@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: builds everything, checks formatting and clippy
-# (warnings are errors), then runs the Rust unit and integration tests, a fuzz slice, the C conformance/regions/stress/fork/thread-churn/OOM/abuse/
-# chaos programs under LD_PRELOAD, real programs and CPython's own regression tests compared
-# with glibc, and the benchmark runners' smoke checks (the LD_PRELOAD suite, and the Rust front
-# end's criterion benchmarks run once each).
+# (warnings are errors), then runs the Rust unit and integration tests, a fuzz slice, the C
+# conformance/regions/stress/fork/thread-churn/OOM/abuse/chaos programs under LD_PRELOAD, real
+# programs and CPython's own regression tests compared with glibc, and the benchmark runners'
+# smoke checks (the LD_PRELOAD suite, and the Rust front end's criterion benchmarks run once
+# each).
 # Prints one summary line "tests: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -191,8 +191,8 @@ pub(crate) unsafe fn free_untracked(p: *mut u8) {
     }
     // SAFETY: c is aligned and lies in arena memory, so its header is readable. The hot path
     // (a cached size, room in the bin, the list's heap) checks only that the header is not
-    // marked free or mmapped and that the block is not cached already; every other path
-    // checks the tag too (see check_tag), before the block reaches any shared structure.
+    // marked free or mmapped and that the block is not cached already; every other path goes
+    // through free_slow, which checks the tag first.
     unsafe {
         let h = head(c);
         let sz = h & SIZE_BITS;
@@ -214,24 +214,8 @@ pub(crate) unsafe fn free_untracked(p: *mut u8) {
                 tcache::push(tc, idx, p);
                 return;
             }
-            check_tag(p, c, h);
-            if (*tc).limits[idx] != 0 {
-                // Full, or the block's heap is not the list's: the list becomes mixed.
-                return tcache::push_slow(tc, idx, p, c);
-            }
         }
-        check_tag(p, c, h);
-        free_slow(p, c, sz);
-    }
-}
-
-/// The full header check the hot free path leaves out: the tag proves oxmalloc wrote this
-/// header, for this address and size (an interior, stray or forged pointer, or a header an
-/// overflow rewrote, fails it; 1 in 32768 passes by chance).
-#[inline(always)]
-fn check_tag(p: *mut u8, c: *mut u8, h: usize) {
-    if h & CHECK_MASK != tag(c, h & SIZE_BITS) {
-        bad_header(p, h, Caller::Free);
+        free_slow(p, c, h);
     }
 }
 
@@ -337,11 +321,19 @@ unsafe fn free_outside(p: *mut u8) {
     os::set_errno(saved);
 }
 
-/// Frees in-use arena block `p` (header validated) when its tcache bin is full or the size is
-/// not cached.
+/// Frees arena block `p` (chunk `c`, header `h`, free and mmapped bits clear) when the hot path
+/// cannot: its tcache bin is full or holds another heap's blocks (the list becomes mixed), the
+/// size is not cached, or the thread has no cache yet. First the full header check the hot
+/// path leaves out: the tag proves oxmalloc wrote this header, for this address and size (an
+/// interior, stray or forged pointer, or a header an overflow rewrote, fails it; 1 in 32768
+/// passes by chance).
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut u8, c: *mut u8, sz: usize) {
+unsafe fn free_slow(p: *mut u8, c: *mut u8, h: usize) {
+    let sz = h & SIZE_BITS;
+    if h & CHECK_MASK != tag(c, sz) {
+        bad_header(p, h, Caller::Free);
+    }
     let saved = os::errno();
     if sz < MINSIZE {
         os::fatal("free(): invalid size", p as usize);
@@ -355,7 +347,7 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, sz: usize) {
             tcache::double_free(tc, tcache_index(sz.min(TCACHE_MAX_CHUNK)), p);
         }
         if let Some(idx) = tcache::bin_for(tc, sz) {
-            // The cache was just set up (a thread that only frees).
+            // A full bin, a mixed list, or a cache just set up (a thread that only frees).
             tcache::push_slow(tc, idx, p, c);
         } else {
             let perturb = tunables::PERTURB.load(Relaxed);
