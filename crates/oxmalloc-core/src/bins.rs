@@ -1,5 +1,5 @@
 //! Bins of free chunks: the unsorted bin, 62 exact-size small bins and size-range large bins
-//! (four per doubling), circular doubly-linked lists with a binmap of the non-empty ones.
+//! (16 per doubling below 1 MiB, 4 above), circular doubly-linked lists with a binmap.
 
 use crate::chunk::*;
 
@@ -22,11 +22,26 @@ pub const fn smallbin_index(sz: usize) -> usize {
     sz >> 4
 }
 
+/// Large bins of 1 KiB up to 1 MiB: 16 per doubling (each 1/16 of its doubling wide).
+const FINE_DOUBLINGS: usize = 10;
+const FINE_BINS: usize = 16 * FINE_DOUBLINGS;
+
+/// The large bin of chunk size `sz` (>= MIN_LARGE_SIZE). Below 1 MiB, where a busy heap holds
+/// many free chunks, a bin spans 1/16 of a doubling, so a request's own bin holds few chunks
+/// and those close to its size: the best-fit scan touches few (cold) chunks. From 1 MiB up a
+/// bin spans a quarter of a doubling; the last bin takes everything beyond 2^43 bytes.
 #[inline]
 pub const fn largebin_index(sz: usize) -> usize {
     let b = (usize::BITS - 1 - sz.leading_zeros()) as usize; // floor(log2), >= 10
-    let sub = (sz >> (b - 2)) & 3;
-    NSMALLBINS + (b - 10) * 4 + sub
+    if b < 10 + FINE_DOUBLINGS {
+        return NSMALLBINS + (b - 10) * 16 + ((sz >> (b - 4)) & 15);
+    }
+    let i = NSMALLBINS + FINE_BINS + (b - 10 - FINE_DOUBLINGS) * 4 + ((sz >> (b - 2)) & 3);
+    if i < NBINS {
+        i
+    } else {
+        NBINS - 1
+    }
 }
 
 #[inline]
@@ -41,7 +56,12 @@ pub const fn bin_index(sz: usize) -> usize {
 /// Smallest chunk size that belongs to large bin `idx`.
 pub const fn largebin_floor(idx: usize) -> usize {
     let k = idx - NSMALLBINS;
-    let b = 10 + k / 4;
+    if k < FINE_BINS {
+        let b = 10 + k / 16;
+        return (16 + k % 16) << (b - 4);
+    }
+    let k = k - FINE_BINS;
+    let b = 10 + FINE_DOUBLINGS + k / 4;
     (4 + k % 4) << (b - 2)
 }
 
@@ -208,19 +228,29 @@ mod tests {
     fn indices_are_monotone_and_floors_match() {
         let mut last = 0;
         let mut s = 32;
-        while s < (1 << 40) {
+        while s < (1 << 46) {
             let i = bin_index(s);
             assert!(i >= last, "size {s}");
             assert!(i < NBINS);
             if !in_smallbin_range(s) {
-                assert!(largebin_floor(i) <= s);
-                assert!(largebin_floor(i + 1) > s);
+                assert!(largebin_floor(i) <= s, "size {s}");
+                if i + 1 < NBINS {
+                    assert!(largebin_floor(i + 1) > s, "size {s}");
+                }
             }
             last = i;
             s += if s < 65536 { 16 } else { (s / 7) & !15 };
         }
         assert_eq!(bin_index(1008), 63);
         assert_eq!(bin_index(1024), 64);
+        // 16 bins per doubling below 1 MiB, 4 from there.
+        assert_eq!(bin_index(1024 + 64), 65);
+        assert_eq!(bin_index((1 << 20) - 16), 64 + 159);
+        assert_eq!(bin_index(1 << 20), 64 + 160);
+        assert_eq!(bin_index((1 << 20) + (1 << 18)), 64 + 161);
+        assert_eq!(largebin_floor(64 + 160), 1 << 20);
+        // The last bin takes every size from its floor up.
+        assert_eq!(bin_index(usize::MAX & !15), NBINS - 1);
     }
 
     #[test]
