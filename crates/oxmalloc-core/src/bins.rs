@@ -29,7 +29,8 @@ const FINE_BINS: usize = 16 * FINE_DOUBLINGS;
 /// The large bin of chunk size `sz` (>= MIN_LARGE_SIZE). Below 1 MiB, where a busy heap holds
 /// many free chunks, a bin spans 1/16 of a doubling, so a request's own bin holds few chunks
 /// and those close to its size: the best-fit scan touches few (cold) chunks. From 1 MiB up a
-/// bin spans a quarter of a doubling; the last bin takes everything beyond 2^43 bytes.
+/// bin spans a quarter of a doubling; the last bin (from 7 × 2^41 bytes) takes every larger
+/// size too.
 #[inline]
 pub const fn largebin_index(sz: usize) -> usize {
     let b = (usize::BITS - 1 - sz.leading_zeros()) as usize; // floor(log2), >= 10
