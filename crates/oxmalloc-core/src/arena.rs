@@ -12,9 +12,6 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 
 /// Freeing a chunk of at least this size consolidates fast bins and considers trimming.
 pub const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
-/// The most a thread-cache refill carves from one free chunk: below the large-bin sizes,
-/// whose requests would consolidate the fast bins and transfer batches first.
-const CARVE_BYTES: usize = MIN_LARGE_SIZE - ALIGN;
 /// How many unsorted chunks one malloc sorts at most.
 const MAX_UNSORTED_ITERS: usize = 10000;
 
@@ -107,6 +104,10 @@ pub struct Arena {
     /// The main arena grows by brk until that fails (then it uses heaps, like the others).
     brk_mode: bool,
     pub top: *mut u8,
+    /// The remainder of the last chunk split for a small request (glibc's last_remainder):
+    /// while it is the only chunk in the unsorted bin, the next small request is cut from it
+    /// directly, so a run of small requests carves one free chunk front to back.
+    last_remainder: *mut u8,
     /// End of the brk segment the top lies in (main arena, brk mode).
     brk_end: usize,
     /// The heap the top lies in (heap mode), newest of the arena's heaps.
@@ -147,6 +148,7 @@ impl Arena {
             have_fastbins: false,
             brk_mode: false,
             top: null_mut(),
+            last_remainder: null_mut(),
             brk_end: 0,
             heap: null_mut(),
             system_mem: 0,
@@ -287,6 +289,44 @@ impl Arena {
     /// least mmap_threshold is served from free space the arena already has, else mapped on
     /// its own (glibc's rule), so the caller asks without growth first.
     pub unsafe fn int_malloc_from(&mut self, nb: usize, secret: usize, may_grow: bool) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { self.int_malloc_span(nb, nb, secret, may_grow) }
+    }
+
+    /// For a thread-cache refill: a chunk of `nb` bytes found as int_malloc finds one, of
+    /// which up to `span` bytes (a multiple of `nb`) are taken when the free chunk it splits
+    /// has room: a run of pieces out of one search, and out of the chunk that fits best.
+    /// The result's size is a multiple of `nb`, or a single piece with less than MINSIZE of
+    /// slack. Lock held.
+    #[inline(never)]
+    unsafe fn int_malloc_run(&mut self, nb: usize, span: usize, secret: usize) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { self.int_malloc_span(nb, span, secret, true) }
+    }
+
+    /// How much of free chunk size `sz` (>= nb) a request of `nb` with `span` takes: a
+    /// multiple of nb, leaving either nothing or a remainder of at least MINSIZE (a single
+    /// piece may leave less: split_and_use then hands out the whole chunk).
+    #[inline(always)]
+    fn take(nb: usize, span: usize, sz: usize) -> usize {
+        if span <= nb {
+            return nb;
+        }
+        let mut m = span.min(sz - sz % nb);
+        if m > nb && sz - m != 0 && sz - m < MINSIZE {
+            m -= nb;
+        }
+        m
+    }
+
+    #[inline(always)]
+    unsafe fn int_malloc_span(
+        &mut self,
+        nb: usize,
+        span: usize,
+        secret: usize,
+        may_grow: bool,
+    ) -> *mut u8 {
         // SAFETY (whole function): every chunk touched lies in memory this arena owns and
         // the lists are consistent under the lock.
         unsafe {
@@ -325,6 +365,17 @@ impl Arena {
                         mark_used(c);
                         return c;
                     }
+                    if c == self.last_remainder
+                        && in_smallbin_range(nb)
+                        && sz >= nb + MINSIZE
+                        && self.bins.is_empty(UNSORTED)
+                    {
+                        // It was the only unsorted chunk: cut the request from its front.
+                        let m = Self::take(nb, span, sz - MINSIZE);
+                        self.split_and_use(c, sz, m);
+                        self.last_remainder = c.add(m);
+                        return c;
+                    }
                     let i = bin_index(sz);
                     self.bins.push_front(i, c);
                     iters += 1;
@@ -356,7 +407,7 @@ impl Arena {
                     if !best.is_null() {
                         check_free(best, "malloc(): corrupted chunk header in a large bin");
                         bins::unlink(best);
-                        self.split_and_use(best, best_sz, nb);
+                        self.split_and_use(best, best_sz, Self::take(nb, span, best_sz));
                         return best;
                     }
                 }
@@ -372,13 +423,18 @@ impl Arena {
                     let c = self.bins.pop_back(j);
                     check_free(c, "malloc(): corrupted chunk header in a bin");
                     let sz = size(c);
-                    self.split_and_use(c, sz, nb);
+                    let m = Self::take(nb, span, sz);
+                    self.split_and_use(c, sz, m);
+                    if in_smallbin_range(nb) && sz - m >= MINSIZE {
+                        self.last_remainder = c.add(m);
+                    }
                     return c;
                 }
 
                 // The top chunk.
-                if self.top_size() >= nb + MINSIZE {
-                    return self.split_top(nb);
+                let ts = self.top_size();
+                if ts >= nb + MINSIZE {
+                    return self.split_top(Self::take(nb, span, ts - MINSIZE));
                 }
                 if !may_grow {
                     // The request will be mapped: cached batches stay cached (glibc leaves
@@ -392,7 +448,7 @@ impl Arena {
                 if !self.grow(nb) {
                     return null_mut();
                 }
-                return self.split_top(nb);
+                return self.split_top(Self::take(nb, span, self.top_size() - MINSIZE));
             }
         }
     }
@@ -425,8 +481,9 @@ impl Arena {
 
     /// Allocates up to `want` chunks of size `nb` (a small size) for a thread-cache refill and
     /// hands each to `put`; returns how many. Chunks of exactly that size come first (its
-    /// fast bin, then its small bin); the rest are carved side by side from one chunk that
-    /// int_malloc finds for all of them, so a refill costs one search, not one per chunk.
+    /// fast bin, then its small bin); the rest are carved side by side in runs, each run
+    /// out of the free chunk (or the top) that int_malloc's search picks for one piece, so a
+    /// refill costs one search per run, not one per chunk, and still fills the best hole.
     pub unsafe fn int_malloc_batch(
         &mut self,
         nb: usize,
@@ -459,45 +516,31 @@ impl Arena {
                     got += 1;
                 }
             }
-            if got == want {
-                return got;
-            }
-            // Carve at most CARVE_BYTES in one piece (a large piece needs a large free chunk,
-            // which costs memory where free space is fragmented); the rest one by one.
-            let k = (want - got).min((CARVE_BYTES / nb).max(1));
-            while got + k < want {
-                let c = self.int_malloc(nb, secret);
-                if c.is_null() {
+            // The rest in runs: each search finds the chunk that fits one piece best and
+            // takes as many pieces from it as it has room for.
+            while got < want {
+                let big = self.int_malloc_run(nb, (want - got) * nb, secret);
+                if big.is_null() {
                     return got;
                 }
-                put(c);
-                got += 1;
-            }
-            let big = self.int_malloc(k * nb, secret);
-            if big.is_null() {
-                return got;
-            }
-            let h = head(big);
-            let total = h & SIZE_BITS;
-            let bit = h & IN_HEAP;
-            // The last chunk absorbs any slack int_malloc left (less than MINSIZE).
-            let last_sz = total - (k - 1) * nb;
-            let last = big.add((k - 1) * nb);
-            let pbit = |j: usize| if j == 0 { h & PREV_INUSE } else { PREV_INUSE };
-            set_head(last, last_sz | pbit(k - 1) | bit);
-            if last_sz == nb {
-                put(last);
-                got += 1;
-            }
-            // Handed out from the top address down, so the cache gives them back ascending.
-            for j in (0..k - 1).rev() {
-                let c = big.add(j * nb);
-                set_head(c, nb | pbit(j) | bit);
-                put(c);
-                got += 1;
-            }
-            if last_sz != nb {
-                self.int_free(last, last_sz, secret);
+                let h = head(big);
+                let total = h & SIZE_BITS;
+                if total < 2 * nb {
+                    // One piece (perhaps with less than MINSIZE of slack).
+                    put(big);
+                    got += 1;
+                    continue;
+                }
+                let k = total / nb;
+                let bit = h & IN_HEAP;
+                let pbit = |j: usize| if j == 0 { h & PREV_INUSE } else { PREV_INUSE };
+                // Handed out from the top address down, so the cache gives them back ascending.
+                for j in (0..k).rev() {
+                    let c = big.add(j * nb);
+                    set_head(c, nb | pbit(j) | bit);
+                    put(c);
+                }
+                got += k;
             }
             got
         }
