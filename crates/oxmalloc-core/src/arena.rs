@@ -1195,8 +1195,8 @@ mod tests {
             (n.have_fast, n.have_fastbins, n.brk_mode, n.poisoned)
         );
         assert_eq!(
-            (z.top, z.brk_end, z.heap, z.next),
-            (n.top, n.brk_end, n.heap, n.next)
+            (z.top, z.last_remainder, z.brk_end, z.heap, z.next),
+            (n.top, n.last_remainder, n.brk_end, n.heap, n.next)
         );
         assert_eq!(
             (z.system_mem, z.max_system_mem, z.index),
@@ -1209,5 +1209,36 @@ mod tests {
         let r = unsafe { r.assume_init() };
         assert!(r.heads.iter().all(|h| h.load(Relaxed).is_null()));
         assert!(r.chunks.load(Relaxed).is_null() && !r.any.load(Relaxed));
+    }
+
+    /// A refill run takes whole pieces, as many as the free chunk and the span allow, and
+    /// leaves nothing or a remainder that can stand alone as a free chunk; only a single
+    /// piece may keep less than MINSIZE of slack (it is then handed out whole). An ordinary
+    /// request (span = nb) takes exactly one piece.
+    #[test]
+    fn refill_runs_take_whole_pieces() {
+        let ok = |m: usize, sz: usize, nb: usize| {
+            let rest = sz - m;
+            rest == 0 || rest >= MINSIZE || m == nb
+        };
+        for nb in (MINSIZE..=TCACHE_MAX_CHUNK).step_by(48) {
+            for pieces in 1..=16 {
+                let span = pieces * nb;
+                for sz in (nb..nb * 20 + 96).step_by(16) {
+                    let m = Arena::take(nb, span, sz);
+                    assert!(
+                        m >= nb && m.is_multiple_of(nb) && m <= span && m <= sz,
+                        "{nb} {span} {sz}"
+                    );
+                    assert!(ok(m, sz, nb), "remainder {nb} {span} {sz} -> {m}");
+                    let more = m + nb;
+                    assert!(
+                        more > span || more > sz || !ok(more, sz, nb),
+                        "not maximal {nb} {span} {sz} -> {m}"
+                    );
+                }
+            }
+            assert_eq!(Arena::take(nb, nb, 1 << 20), nb);
+        }
     }
 }
