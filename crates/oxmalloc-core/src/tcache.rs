@@ -58,6 +58,9 @@ pub struct CacheExt {
     pub spare: [*mut u8; TCACHE_BINS],
     /// Bit i: the spare list of bin i is mixed.
     pub spare_mixed: u64,
+    /// Bit i: this thread has refilled bin i, i.e. it allocates that size. A bin it only
+    /// frees into (a consumer thread) keeps no spare: a full list goes back at once.
+    pub refilled: u64,
     /// Hardened mode: freed blocks waiting to be released, and the state of the generator
     /// that picks which one leaves.
     pub quarantine: [*mut u8; QUARANTINE],
@@ -212,6 +215,9 @@ pub unsafe fn refill(tc: *mut ThreadCache, idx: usize, nb: usize) -> *mut u8 {
     // chunks handed over are in use, of size nb, each list owned by one arena.
     unsafe {
         let ext = (*tc).ext;
+        if !ext.is_null() {
+            (*ext).refilled |= 1 << idx;
+        }
         if !ext.is_null() && !(*ext).spare[idx].is_null() {
             let spare = (*ext).spare[idx];
             (*ext).spare[idx] = null_mut();
@@ -276,8 +282,8 @@ pub unsafe fn push_slow(tc: *mut ThreadCache, idx: usize, p: *mut u8, c: *mut u8
             let ext = (*tc).ext;
             let list = (*tc).entries[idx];
             let mixed = (*tc).keys[idx] == MIXED;
-            if ext.is_null() {
-                // No spare slot: the full list goes back at once.
+            if ext.is_null() || (*ext).refilled & (1 << idx) == 0 {
+                // No spare slot, or no use for one: the full list goes back at once.
                 give_back(tc, idx, list, (*tc).counts[idx] as usize, mixed);
             } else {
                 let old = (*ext).spare[idx];

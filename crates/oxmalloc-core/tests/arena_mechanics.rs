@@ -54,6 +54,36 @@ fn small_frees_go_to_fast_bins_and_are_reused_lifo() {
 }
 
 #[test]
+fn small_requests_are_cut_from_the_last_remainder() {
+    let a = arena();
+    unsafe {
+        let b = a.int_malloc(208, SECRET);
+        let _g1 = a.int_malloc(64 * 16, SECRET);
+        let big = a.int_malloc(4000, SECRET);
+        let _g2 = a.int_malloc(64 * 16, SECRET);
+        a.int_free(b, 208, SECRET);
+        a.int_free(big, 4000, SECRET);
+        // b is too small for 304 bytes (and is filed in its small bin on the way); the
+        // 4000-byte chunk is split and its remainder stays unsorted as the last remainder.
+        let c1 = a.int_malloc(304, SECRET);
+        assert_eq!(c1, big);
+        // b would fit 160 bytes more tightly, but while the remainder is the only unsorted
+        // chunk the next small request is cut from it, right after c1 (glibc's rule).
+        let c2 = a.int_malloc(160, SECRET);
+        assert_eq!(c2 as usize, c1 as usize + 304);
+        let c3 = a.int_malloc(160, SECRET);
+        assert_eq!(c3 as usize, c2 as usize + 160);
+        // A chunk freed meanwhile joins the unsorted bin: the remainder is no longer alone,
+        // both are filed, and the best fit (b's bin) serves the request.
+        let x = a.int_malloc(400, SECRET);
+        let _g3 = a.int_malloc(64 * 16, SECRET);
+        a.int_free(x, 400, SECRET);
+        let c4 = a.int_malloc(160, SECRET);
+        assert_eq!(c4, b);
+    }
+}
+
+#[test]
 fn large_requests_take_the_best_fit_and_split_the_rest() {
     let a = arena();
     unsafe {
