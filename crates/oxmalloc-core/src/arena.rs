@@ -531,6 +531,8 @@ impl Arena {
                     got += 1;
                     continue;
                 }
+                // take() cuts a run of several pieces to an exact multiple of nb.
+                debug_assert!(total.is_multiple_of(nb));
                 let k = total / nb;
                 let bit = h & IN_HEAP;
                 let pbit = |j: usize| if j == 0 { h & PREV_INUSE } else { PREV_INUSE };
