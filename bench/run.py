@@ -255,6 +255,9 @@ def build(need_java=True, need_fastpath=False):
             jobs.append((os.path.join(wdir, fn), os.path.join(BUILD, fn[:-2]),
                          ["gcc", "-O2", "-g", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"], [hdr]))
     jobs.append((os.path.join(BENCH, "tools", "measure.c"), MEASURE, ["gcc", "-O2", "-Wall"], []))
+    # A diagnostic (bench/analysis.md), built here so that it keeps compiling; no mode runs it.
+    jobs.append((os.path.join(BENCH, "tools", "listphases.c"), os.path.join(BUILD, "listphases"),
+                 ["gcc", "-O2", "-pthread", "-Wall", "-Wextra"], []))
     if need_fastpath:
         src = os.path.join(BENCH, "fastpath", "fastpath.c")
         jobs.append((src, os.path.join(BUILD, "fp_fastpath"), ["gcc", "-O2", "-g", "-Wall"], []))
