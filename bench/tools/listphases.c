@@ -19,16 +19,7 @@
  * Run under each allocator with LD_PRELOAD, e.g.
  *   LD_PRELOAD=target/release/liboxmalloc.so bench/build/listphases 40 15 lists
  */
-#define _GNU_SOURCE
-#include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-struct tnode { struct tnode *l, *r; uint64_t v; };
-struct lnode { struct lnode *prev, *next; uint32_t len; uint32_t v; char pad[]; };
+#include "../workloads/trees.h"
 
 static long iters = 40, depth = 15;
 static int with_trees = 1;
@@ -37,47 +28,6 @@ static uint64_t sink;
 /* Locality of the middle iteration's list: per size class, the previous node seen. */
 static uintptr_t last_of_class[8];
 static long pairs, same_page, ascending_near;
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t next_rand(void) {
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return rng;
-}
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n);
-    if (!p) { fprintf(stderr, "listphases: out of memory\n"); exit(1); }
-    return p;
-}
-
-static struct tnode *build(long d, uint64_t v) {
-    struct tnode *n = xmalloc(sizeof *n);
-    n->v = v;
-    if (d > 0) { n->l = build(d - 1, 2 * v); n->r = build(d - 1, 2 * v + 1); }
-    else n->l = n->r = NULL;
-    return n;
-}
-
-static uint64_t walk_free(struct tnode *n) {
-    if (!n) return 0;
-    uint64_t s = n->v + walk_free(n->l) + walk_free(n->r);
-    free(n);
-    return s;
-}
-
-static struct lnode *new_node(uint32_t v) {
-    uint32_t len = (uint32_t)(next_rand() % 81);
-    struct lnode *x = xmalloc(sizeof *x + len);
-    x->len = len; x->v = v;
-    memset(x->pad, (int)v, len);
-    return x;
-}
 
 static void note_locality(const struct lnode *x) {
     /* glibc-style chunk sizes of 24..104-byte requests: 32..112, six classes */
@@ -93,21 +43,22 @@ static void note_locality(const struct lnode *x) {
 
 static void *run(void *arg) {
     (void)arg;
+    rng_t r = rng_seed(2000);
     long n = 1L << depth;
     for (long it = 0; it < iters; it++) {
-        double t0 = now_ms();
+        double t0 = now_sec();
         if (with_trees)
             for (long d = 4; d <= depth; d += 2)
-                for (long k = 0; k < (1L << (depth - d)); k++) sink += walk_free(build(d, (uint64_t)k));
-        double t1 = now_ms();
+                for (long k = 0; k < (1L << (depth - d)); k++) sink += walk_free(build((int)d, (uint64_t)k));
+        double t1 = now_sec();
         struct lnode head = { &head, &head, 0, 0, };
         for (long k = 0; k < n; k++) {
-            struct lnode *x = new_node((uint32_t)k);
+            struct lnode *x = new_lnode(&r, (uint32_t)k, (uint32_t)k);
             x->prev = head.prev; x->next = &head; head.prev->next = x; head.prev = x;
         }
-        double t2 = now_ms();
+        double t2 = now_sec();
         for (struct lnode *x = head.next; x != &head; x = x->next) sink += x->v;
-        double t3 = now_ms();
+        double t3 = now_sec();
         if (it == iters / 2)
             for (struct lnode *x = head.next; x != &head; x = x->next) note_locality(x);
         int odd = 0;
@@ -116,18 +67,19 @@ static void *run(void *arg) {
             if ((odd ^= 1)) { x->prev->next = x->next; x->next->prev = x->prev; sink += x->v; free(x); }
         }
         for (long k = 0; k < n / 2; k++) {
-            struct lnode *x = new_node((uint32_t)(3 * k));
+            struct lnode *x = new_lnode(&r, (uint32_t)(3 * k), (uint32_t)k);
             x->next = head.next; x->prev = &head; head.next->prev = x; head.next = x;
         }
-        double t4 = now_ms();
+        double t4 = now_sec();
         for (struct lnode *x = head.next, *nx; x != &head; x = nx) {
             nx = x->next;
             sink += x->v + (x->len ? (unsigned char)x->pad[x->len - 1] : 0);
             free(x);
         }
-        double t5 = now_ms();
+        double t5 = now_sec();
         if (it >= iters / 4) {
-            ms[0] += t1 - t0; ms[1] += t2 - t1; ms[2] += t3 - t2; ms[3] += t4 - t3; ms[4] += t5 - t4;
+            ms[0] += 1e3 * (t1 - t0); ms[1] += 1e3 * (t2 - t1); ms[2] += 1e3 * (t3 - t2);
+            ms[3] += 1e3 * (t4 - t3); ms[4] += 1e3 * (t5 - t4);
         }
     }
     return NULL;

@@ -7,27 +7,9 @@
  * bytes), deletes every other node, appends again, walks and frees it.
  * THREADS>1 runs independent copies in parallel.
  */
-#include "bench.h"
-
-struct tnode { struct tnode *l, *r; uint64_t v; };
-struct lnode { struct lnode *prev, *next; uint32_t len; uint32_t v; char pad[]; };
+#include "trees.h"
 
 static long iters, depth;
-
-static struct tnode *build(int d, uint64_t v) {
-    struct tnode *n = xmalloc(sizeof *n);
-    n->v = v;
-    if (d > 0) { n->l = build(d - 1, 2 * v); n->r = build(d - 1, 2 * v + 1); }
-    else n->l = n->r = NULL;
-    return n;
-}
-static uint64_t walk_free(struct tnode *n) {
-    if (!n) return 0;
-    uint64_t s = n->v + walk_free(n->l) + walk_free(n->r);
-    free(n);
-    return s;
-}
-static uint64_t walk(const struct tnode *n) { return n ? n->v ^ (walk(n->l) + walk(n->r)) : 0; }
 
 static void *run(void *arg) {
     uint64_t id = (uintptr_t)arg, sum = 0;
@@ -42,9 +24,7 @@ static void *run(void *arg) {
         long n = 1L << depth;
         struct lnode head = { &head, &head, 0, 0 };
         for (long k = 0; k < n; k++) {
-            uint32_t len = (uint32_t)rng_range(&r, 0, 80);
-            struct lnode *x = xmalloc(sizeof *x + len);
-            x->len = len; x->v = (uint32_t)k; memset(x->pad, (int)k, len);
+            struct lnode *x = new_lnode(&r, (uint32_t)k, (uint32_t)k);
             x->prev = head.prev; x->next = &head; head.prev->next = x; head.prev = x;
         }
         int odd = 0;
@@ -53,9 +33,7 @@ static void *run(void *arg) {
             if (odd ^= 1) { x->prev->next = x->next; x->next->prev = x->prev; sum += x->v; free(x); }
         }
         for (long k = 0; k < n / 2; k++) {
-            uint32_t len = (uint32_t)rng_range(&r, 0, 80);
-            struct lnode *x = xmalloc(sizeof *x + len);
-            x->len = len; x->v = (uint32_t)(k * 3); memset(x->pad, (int)k, len);
+            struct lnode *x = new_lnode(&r, (uint32_t)(k * 3), (uint32_t)k);
             x->next = head.next; x->prev = &head; head.next->prev = x; head.next = x;
         }
         for (struct lnode *x = head.next, *nx; x != &head; x = nx) {
