@@ -319,6 +319,9 @@ impl Arena {
         m
     }
 
+    /// The search behind int_malloc_from (span = nb: one piece) and int_malloc_run (a refill
+    /// run). Inlined into both on purpose: in the first, span == nb lets take() fold to nb,
+    /// so an ordinary request pays nothing for runs.
     #[inline(always)]
     unsafe fn int_malloc_span(
         &mut self,
