@@ -44,13 +44,13 @@ for arg in "$@"; do
     *) progs+=("$arg") ;;
     esac
 done
-[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest threadchurn lifecycle tunables sigfork abuse oom chaos)
+[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest forkstdio threadchurn lifecycle tunables sigfork glibcedge abuse oom chaos)
 
 lib=${OXMALLOC_LIB:-target/release/liboxmalloc.so}
 case $lib in /*) ;; *) lib=$root/$lib ;; esac
 
 # Programs also run with OXMALLOC_HARDEN=1.
-harden_progs="conformance stress forktest threadchurn lifecycle oom"
+harden_progs="conformance stress forktest forkstdio threadchurn lifecycle oom"
 
 passed=0
 failed=0
@@ -121,7 +121,11 @@ for name in "${progs[@]}"; do
     [ "$name" = chaos ] && variants=("-- ${CHAOS_SECONDS:-8} 4")
     # sigfork is oxmalloc-only: glibc 2.36 itself corrupts its heap in such children
     # ("malloc(): unsorted double linked list corrupted"), so there is no baseline to match.
-    for v in "${variants[@]}"; do
+    # forkstdio's part 2 (forks from signal handlers inside malloc) deadlocks glibc 2.36 itself:
+    # glibc runs part 1 only.
+    glibc_variants=("${variants[@]}")
+    [ "$name" = forkstdio ] && glibc_variants=("-- 300 0")
+    for v in "${glibc_variants[@]}"; do
         # shellcheck disable=SC2086
         [ $run_glibc = 1 ] && [ "$name" != sigfork ] && run_one "$name" glibc "" $v
     done

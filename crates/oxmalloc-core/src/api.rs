@@ -124,10 +124,15 @@ unsafe fn alloc_chunk(tc: *mut tcache::ThreadCache, nb: usize, align: usize) -> 
     };
     let mut c = from_arena(!mapped);
     if c.is_null() {
-        // A large request the arena cannot serve as it is, or an arena out of memory.
+        // A large request the arena cannot serve as it is, or an arena out of memory. A
+        // failed mmap followed by a successful fallback leaves errno as it was.
+        let saved = os::errno();
         c = large::map_chunk(nb, align);
         if c.is_null() && mapped {
             c = from_arena(true);
+        }
+        if !c.is_null() {
+            os::set_errno(saved);
         }
     }
     if c.is_null() {
@@ -208,7 +213,7 @@ pub(crate) unsafe fn free_untracked(p: *mut u8) {
             if (*tc).counts[idx] < (*tc).limits[idx]
                 && (key == tcache::heap_key(c) || key == tcache::MIXED)
             {
-                if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
+                if *(p.add(SIZE_SZ) as *const usize) == tcache::mark(p, (*tc).key) {
                     tcache::double_free(tc, idx, p);
                 }
                 tcache::push(tc, idx, p);
@@ -300,7 +305,9 @@ pub(crate) unsafe fn checked_head(p: *mut u8, who: Caller) -> (usize, Option<usi
         }
         // A block in some thread's cache carries the cached-block key in its second word.
         // SAFETY: a valid in-use header: the block has at least 16 usable bytes.
-        if unsafe { *(p.add(SIZE_SZ) as *const usize) } == global::TCACHE_KEY.load(Relaxed) {
+        if unsafe { *(p.add(SIZE_SZ) as *const usize) }
+            == tcache::mark(p, global::TCACHE_KEY.load(Relaxed))
+        {
             bad_header(p, h | FREE_BIT, who);
         }
         (h, None)
@@ -343,7 +350,7 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, h: usize) {
         // A thread that only frees gets its cache here, so it returns blocks in batches.
         let tc = thread_cache();
         // Checked here against the global key too: this thread's cache may not be set up.
-        if *(p.add(SIZE_SZ) as *const usize) == global::TCACHE_KEY.load(Relaxed) {
+        if *(p.add(SIZE_SZ) as *const usize) == tcache::mark(p, global::TCACHE_KEY.load(Relaxed)) {
             tcache::double_free(tc, tcache_index(sz.min(TCACHE_MAX_CHUNK)), p);
         }
         if let Some(idx) = tcache::bin_for(tc, sz) {
@@ -364,7 +371,8 @@ unsafe fn free_slow(p: *mut u8, c: *mut u8, h: usize) {
                 } else {
                     // Busy: leave it to the lock holder instead of waiting. The key marks it
                     // freed, so a second free of it is caught meanwhile.
-                    *(p.add(SIZE_SZ) as *mut usize) = global::TCACHE_KEY.load(Relaxed);
+                    *(p.add(SIZE_SZ) as *mut usize) =
+                        tcache::mark(p, global::TCACHE_KEY.load(Relaxed));
                     (*(*a).remote).push_chunk(p, secret);
                 }
             }
@@ -514,19 +522,20 @@ pub unsafe fn reallocarray(p: *mut u8, n: usize, m: usize) -> *mut u8 {
 
 // ------------------------------------------------------------------ aligned
 
-/// memalign: `align` is rounded up to a power of two; alignments above 2^62 give EINVAL.
+/// memalign: `align` is rounded up to a power of two; alignments above 2^63 give EINVAL (as
+/// glibc 2.36: 2^63 itself is accepted and fails with ENOMEM).
 pub unsafe fn memalign(align: usize, n: usize) -> *mut u8 {
     // SAFETY: forwarded.
     unsafe {
         if align <= ALIGN {
             return malloc(n);
         }
-        if align > (1usize << 62) {
+        if align > (1usize << 63) {
             os::set_errno(libc::EINVAL);
             return null_mut();
         }
         let align = align.next_power_of_two();
-        if n > MAX_REQUEST - align - MINSIZE {
+        if align > MAX_REQUEST - MINSIZE || n > MAX_REQUEST - align - MINSIZE {
             os::set_errno(libc::ENOMEM);
             return null_mut();
         }
@@ -550,12 +559,11 @@ pub unsafe fn posix_memalign(out: *mut *mut u8, align: usize, n: usize) -> i32 {
     if !align.is_multiple_of(core::mem::size_of::<usize>()) || !align.is_power_of_two() {
         return libc::EINVAL;
     }
-    let saved = os::errno();
     // SAFETY: forwarded; out is the caller's valid pointer.
     unsafe {
         let p = memalign(align, n);
         if p.is_null() {
-            os::set_errno(saved);
+            // errno stays ENOMEM, as glibc leaves it.
             return libc::ENOMEM;
         }
         *out = p;

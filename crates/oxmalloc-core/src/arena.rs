@@ -887,8 +887,20 @@ impl Arena {
 
     // ---------------------------------------------------------------- the system
 
-    /// Makes the top at least `nb + MINSIZE` bytes, by brk or in a heap. Lock held.
+    /// Makes the top at least `nb + MINSIZE` bytes, by brk or in a heap. Lock held. When it
+    /// succeeds errno is as it was, even if a first attempt failed (a break that cannot move,
+    /// then a heap): a successful malloc leaves errno alone.
     unsafe fn grow(&mut self, nb: usize) -> bool {
+        let saved = os::errno();
+        // SAFETY: forwarded.
+        let ok = unsafe { self.grow_top(nb) };
+        if ok {
+            os::set_errno(saved);
+        }
+        ok
+    }
+
+    unsafe fn grow_top(&mut self, nb: usize) -> bool {
         let pad = tunables::TOP_PAD.load(Relaxed);
         let page = os::page_size();
         if self.brk_mode {

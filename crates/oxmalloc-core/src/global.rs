@@ -458,27 +458,79 @@ extern "C" fn thread_exit(_arg: *mut libc::c_void) {
 
 // ------------------------------------------------------------------ fork
 //
-// Before fork every lock is taken, so the child starts with consistent arenas. A fork from a
-// signal handler that interrupted this very thread inside the allocator would wait forever for
-// a lock the thread itself holds: those locks (tracked in the thread cache) are skipped, the
-// parent resumes the interrupted operation afterwards, and the child poisons that arena and
-// continues on another one.
+// Before a multi-threaded process forks, every lock is taken, so the child starts with
+// consistent arenas. Three things can make that wait forever, and each is handled:
+//
+// - Lock order with stdio (glibc's tst-malloc-fork-deadlock). glibc's fork takes the stdio list
+//   lock, then malloc's locks; a thread in fflush(NULL) holds the list lock and waits for a
+//   FILE lock whose holder (in getline, say) waits for an arena lock. pthread_atfork handlers
+//   run before fork takes the list lock, so the prepare handler takes it first itself (it is
+//   recursive: fork's own take nests inside ours), then the arenas: glibc's order.
+// - A fork from a signal handler that interrupted this thread inside the allocator: the locks
+//   it holds (tracked in the thread cache) are skipped, the parent resumes the interrupted
+//   operation afterwards, and the child poisons that arena and continues on another one.
+// - A fork from a signal handler that interrupted this thread's own fork (glibc's
+//   tst-mallocfork2): the inner fork takes nothing (the outer one holds or is taking the
+//   locks); its parent resumes the outer fork; its child resets every lock, and the outer fork
+//   goes on there as in any single-threaded process.
+//
+// A single-threaded process takes no lock at all (as glibc): no other thread can hold one, and
+// the child handler's reset covers this thread's own interrupted operation.
 
 /// The arena the forking thread held when fork began, if any (its lock was not taken).
 static INTERRUPTED: AtomicPtr<Arena> = AtomicPtr::new(core::ptr::null_mut());
 static INTERRUPTED_LIST: AtomicU8 = AtomicU8::new(0);
 /// Whether fork_prepare took the mmapped-chunk registry's lock.
 static MAPS_TAKEN: AtomicU8 = AtomicU8::new(0);
+/// The cache address of the thread between the start of fork_prepare and the end of
+/// fork_parent or fork_child (FORK_OWNER is set only once all locks are held).
+static FORKING: AtomicUsize = AtomicUsize::new(0);
+/// How many forks from signal handlers are running inside the outer fork.
+static NESTED: AtomicU32 = AtomicU32::new(0);
+/// Whether the outer fork takes the locks (the process had several threads).
+static LOCKING: AtomicU8 = AtomicU8::new(0);
+/// The stdio list lock: 0 not ours, 1 being taken, 2 held, 3 was held but a nested fork's child
+/// found it reset by glibc (so the outer fork must not release it again).
+static STDIO: AtomicU8 = AtomicU8::new(0);
+
+extern "C" {
+    /// Non-zero while the process has never had a second thread (glibc 2.32+).
+    static __libc_single_threaded: core::ffi::c_char;
+    fn _IO_list_lock();
+    fn _IO_list_unlock();
+}
+
+fn single_threaded() -> bool {
+    // SAFETY: a plain byte glibc owns and only ever changes from 1 to 0 when a thread starts.
+    unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
+}
 
 extern "C" fn fork_prepare() {
     if !is_initialized() {
         return;
     }
     let me = tls::current();
+    if FORKING.load(SeqCst) == me as usize {
+        NESTED.fetch_add(1, SeqCst);
+        return;
+    }
+    FORKING.store(me as usize, SeqCst);
     // SAFETY: this thread's cache.
     let (held, holds_list) = unsafe { ((*me).held, (*me).holds_list) };
     INTERRUPTED.store(held, Relaxed);
     INTERRUPTED_LIST.store(holds_list as u8, Relaxed);
+    // Whether the table is consistent in the child (not so if this thread was updating it).
+    MAPS_TAKEN.store(!crate::registry::owned_by(me as usize) as u8, Relaxed);
+    if single_threaded() {
+        LOCKING.store(0, SeqCst);
+        return;
+    }
+    LOCKING.store(1, SeqCst);
+    STDIO.store(1, SeqCst);
+    // SAFETY: glibc's exported, recursive stdio list lock; released in fork_parent, reset by
+    // glibc itself in the child.
+    unsafe { _IO_list_lock() };
+    STDIO.store(2, SeqCst);
     if !holds_list {
         LIST_LOCK.lock();
     }
@@ -493,30 +545,53 @@ extern "C" fn fork_prepare() {
 }
 
 extern "C" fn fork_parent() {
-    if !is_initialized() || FORK_OWNER.load(Relaxed) == 0 {
+    if !is_initialized() || FORKING.load(SeqCst) != tls::current() as usize {
         return;
     }
-    FORK_OWNER.store(0, Relaxed);
-    let held = INTERRUPTED.load(Relaxed);
-    for_each_arena(|a| {
-        if a != held {
-            // SAFETY: the prepare handler locked every other arena (the held one, if any, is
-            // released by the interrupted code when it resumes).
-            unsafe { (*a).lock.unlock() }
-        }
-    });
-    if INTERRUPTED_LIST.load(Relaxed) == 0 {
-        LIST_LOCK.unlock();
+    if NESTED.load(SeqCst) > 0 {
+        NESTED.fetch_sub(1, SeqCst);
+        return;
     }
-    crate::registry::fork_parent(MAPS_TAKEN.load(Relaxed) != 0);
+    if LOCKING.load(SeqCst) != 0 {
+        FORK_OWNER.store(0, Relaxed);
+        let held = INTERRUPTED.load(Relaxed);
+        for_each_arena(|a| {
+            if a != held {
+                // SAFETY: the prepare handler locked every other arena (the held one, if any,
+                // is released by the interrupted code when it resumes). After a nested fork's
+                // child reset them, releasing a free lock is harmless in that one-thread child.
+                unsafe { (*a).lock.unlock() }
+            }
+        });
+        if INTERRUPTED_LIST.load(Relaxed) == 0 {
+            LIST_LOCK.unlock();
+        }
+        crate::registry::fork_parent(MAPS_TAKEN.load(Relaxed) != 0);
+        if STDIO.swap(0, SeqCst) == 2 {
+            // SAFETY: this thread took it in fork_prepare.
+            unsafe { _IO_list_unlock() };
+        }
+    }
+    FORKING.store(0, SeqCst);
 }
 
 extern "C" fn fork_child() {
-    if !is_initialized() || FORK_OWNER.load(Relaxed) == 0 {
+    let me = tls::current();
+    if !is_initialized() || FORKING.load(SeqCst) != me as usize {
         return;
     }
-    FORK_OWNER.store(0, Relaxed);
-    let me = tls::current();
+    let nested = NESTED.load(SeqCst) > 0;
+    if nested {
+        // The child of a fork that interrupted this thread's fork: the outer fork resumes
+        // here and releases what it took (this reset makes that harmless), except the stdio
+        // lock, which glibc has already reset in this child.
+        NESTED.fetch_sub(1, SeqCst);
+        let _ = STDIO.compare_exchange(2, 3, SeqCst, SeqCst);
+    } else {
+        FORK_OWNER.store(0, Relaxed);
+        STDIO.store(0, SeqCst);
+        FORKING.store(0, SeqCst);
+    }
     let held = INTERRUPTED.load(Relaxed);
     // SAFETY: the child has one thread; the locks' former holders do not exist here.
     unsafe {

@@ -131,7 +131,7 @@ pub unsafe fn free(m: *mut u8) {
             return api::free_untracked(m);
         }
         // Quarantined blocks carry the cached-block key, so freeing one again is caught.
-        *(m.add(SIZE_SZ) as *mut usize) = global::TCACHE_KEY.load(Relaxed);
+        *(m.add(SIZE_SZ) as *mut usize) = crate::tcache::mark(m, global::TCACHE_KEY.load(Relaxed));
         let mut r = (*q).rng;
         if r == 0 {
             r = (tc as u64) ^ global::SECRET.load(Relaxed) as u64 | 1;

@@ -138,15 +138,53 @@ pub fn write_fd(fd: i32, mut buf: &[u8]) {
     }
 }
 
-pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
-    // SAFETY: the futex word is a live u32 borrowed for the whole call.
+/// A system call made without libc's wrapper, so it never writes errno: the lock's futex calls
+/// often "fail" harmlessly (EAGAIN when the word changed before the wait), and a successful
+/// malloc must not leave such a value in the caller's errno (glibc's tst-malloc-thread-fail).
+/// Returns the kernel's raw result (a negative errno on failure).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn raw_syscall4(n: i64, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the x86-64 Linux system call convention: number in rax, arguments in rdi, rsi,
+    // rdx, r10; the kernel clobbers rcx and r11 and returns in rax. The caller vouches for
+    // the arguments.
     unsafe {
-        libc::syscall(
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            in("rdi") a1,
+            in("rsi") a2,
+            in("rdx") a3,
+            in("r10") a4,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Elsewhere: libc's wrapper, with errno put back as it was.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+unsafe fn raw_syscall4(n: i64, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let saved = errno();
+    // SAFETY: forwarded; the caller vouches for the arguments.
+    let r = unsafe { libc::syscall(n as libc::c_long, a1, a2, a3, a4) } as isize;
+    set_errno(saved);
+    r
+}
+
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
+    // SAFETY: the futex word is a live u32 borrowed for the whole call; a null timeout.
+    unsafe {
+        raw_syscall4(
             libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            ptr::null::<libc::timespec>(),
+            word.as_ptr() as usize,
+            (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize,
+            expected as usize,
+            0,
         )
     };
 }
@@ -154,11 +192,12 @@ pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
 pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
     // SAFETY: the futex word is a live u32 borrowed for the whole call.
     unsafe {
-        libc::syscall(
+        raw_syscall4(
             libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            word.as_ptr() as usize,
+            (libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG) as usize,
             1,
+            0,
         )
     };
 }

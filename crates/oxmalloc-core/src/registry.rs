@@ -327,11 +327,17 @@ pub fn lenient() -> bool {
 /// Before fork: take the table's lock unless this very thread holds it (fork from a signal
 /// handler that interrupted an update). Returns whether it was taken.
 pub fn fork_prepare(me: usize) -> bool {
-    if MAPS_OWNER.load(Relaxed) == me && me != 0 {
+    if owned_by(me) {
         return false;
     }
     lock();
     true
+}
+
+/// Whether thread `me` holds the table's lock (a fork from a signal handler that interrupted
+/// an update).
+pub fn owned_by(me: usize) -> bool {
+    me != 0 && MAPS_OWNER.load(Relaxed) == me
 }
 
 pub fn fork_parent(taken: bool) {

@@ -83,9 +83,23 @@ pub fn mallinfo2() -> MallInfo2 {
     m
 }
 
+// glibc's <pthread.h>; the libc crate does not bind it.
+const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
+extern "C" {
+    fn pthread_setcancelstate(state: libc::c_int, old: *mut libc::c_int) -> libc::c_int;
+}
+
 /// Prints the per-arena and total figures to stderr in glibc's layout.
+///
+/// Not a cancellation point (glibc's tst-malloc-stats-cancellation): the writes to stderr
+/// are, so cancellation is disabled while it prints and the caller's state put back after.
 pub fn malloc_stats() {
+    let mut old: libc::c_int = 0;
+    // SAFETY: pthread_setcancelstate only reads and writes this thread's cancel state.
+    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) };
     malloc_stats_to(&mut |b| crate::os::write_stderr(b));
+    // SAFETY: as above; a null old-state pointer is allowed.
+    unsafe { pthread_setcancelstate(old, core::ptr::null_mut()) };
 }
 
 /// malloc_stats's text, written through `out` piece by piece.

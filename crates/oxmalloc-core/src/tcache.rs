@@ -150,23 +150,34 @@ fn corrupted_link(n: *mut u8) -> ! {
     crate::os::fatal("malloc(): corrupted free list (tcache)", n as usize)
 }
 
+/// The cached-block mark of block `mem`: the process-wide random key mixed with the block's
+/// address. A block in a cache (or on an arena's deferred-free list) holds its mark in its
+/// second word; a mark copied from one block into another (glibc's tst-tcfree3 copies a freed
+/// block's key into live ones) is not that block's mark, so a valid program cannot make a live
+/// block look cached; user data equals it by chance with probability 2^-64.
+#[inline(always)]
+pub fn mark(mem: *const u8, key: usize) -> usize {
+    key ^ mem as usize
+}
+
 /// Puts block `mem` on bin `idx` (the caller checked the count and the header). The block's
-/// second word gets the process-wide key, which marks it as cached: the header is not touched,
+/// second word gets its mark (see `mark`), which says it is cached: the header is not touched,
 /// because other threads may update its PREV_INUSE bit under their arena lock.
 #[inline(always)]
 pub unsafe fn push(tc: *mut ThreadCache, idx: usize, mem: *mut u8) {
     // SAFETY: mem is a free block of this size class; it now belongs to the cache.
     unsafe {
         *(mem as *mut usize) = protect(mem, (*tc).entries[idx], (*tc).secret);
-        *(mem.add(SIZE_SZ) as *mut usize) = (*tc).key;
+        *(mem.add(SIZE_SZ) as *mut usize) = mark(mem, (*tc).key);
         (*tc).entries[idx] = mem;
         (*tc).counts[idx] += 1;
     }
 }
 
-/// A block being freed carries the cached-block key: it is in this thread's cache (found on
-/// the walk) or in another thread's. A 64-bit random key makes chance equality negligible, so
-/// both abort; the walk only makes the message precise.
+/// A block being freed carries its cached-block mark: it is in this thread's cache (found on
+/// the walk) or in another thread's (or on an arena's deferred-free list). The mark is keyed by
+/// a 64-bit secret and the block's own address, so neither chance nor copied bytes produce it:
+/// both cases abort; the walk only makes the message precise.
 #[cold]
 #[inline(never)]
 pub unsafe fn double_free(tc: *mut ThreadCache, idx: usize, mem: *mut u8) -> ! {
@@ -274,7 +285,7 @@ unsafe fn install(tc: *mut ThreadCache, idx: usize, first: *mut u8, count: usize
 pub unsafe fn push_slow(tc: *mut ThreadCache, idx: usize, p: *mut u8, c: *mut u8) {
     // SAFETY: p is a validated in-use block of bin idx's size; the lists are this thread's.
     unsafe {
-        if *(p.add(SIZE_SZ) as *const usize) == (*tc).key {
+        if *(p.add(SIZE_SZ) as *const usize) == mark(p, (*tc).key) {
             double_free(tc, idx, p);
         }
         let key = heap_key(c);
