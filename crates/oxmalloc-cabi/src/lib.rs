@@ -223,6 +223,8 @@ pub unsafe extern "C" fn oxmalloc_set_hooks(
                 *SLOT.get() = Some(hooks::Hooks {
                     on_alloc: a,
                     on_free: f,
+                    on_realloc_begin: None,
+                    on_realloc: None,
                 });
                 hooks::install((*SLOT.get()).as_ref());
             }
@@ -240,6 +242,8 @@ pub unsafe extern "C" fn oxmalloc_set_hooks(
 /// from other constructors, initialise lazily as usual.
 extern "C" fn load_time_init() {
     oxmalloc_core::global::ensure_init();
+    // OXMALLOC_TRACK: the recorder installs its hooks now, before main (docs/tracking.md).
+    oxmalloc_track::init();
 }
 
 #[used]

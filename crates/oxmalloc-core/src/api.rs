@@ -408,6 +408,37 @@ pub unsafe fn calloc(n: usize, m: usize) -> *mut u8 {
 }
 
 pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
+    if hooks::active() {
+        // SAFETY: forwarded.
+        return unsafe { realloc_hooked(p, n) };
+    }
+    // SAFETY: forwarded.
+    unsafe { realloc_plain(p, n) }
+}
+
+/// realloc with the tracker told once (see hooks::Hooks), or with the hardened mode.
+#[cold]
+#[inline(never)]
+unsafe fn realloc_hooked(p: *mut u8, n: usize) -> *mut u8 {
+    let Some(h) = hooks::realloc_hooks().filter(|_| !p.is_null()) else {
+        // SAFETY: forwarded.
+        return unsafe { realloc_plain(p, n) };
+    };
+    // SAFETY: the hooks are valid functions; p is the caller's block.
+    unsafe {
+        if let Some(begin) = h.on_realloc_begin {
+            begin(p);
+        }
+        let r = realloc_plain(p, n);
+        if let Some(done) = h.on_realloc {
+            // realloc(p, 0) frees p and returns null: told as a free (size 0, new null).
+            done(p, r, n);
+        }
+        r
+    }
+}
+
+unsafe fn realloc_plain(p: *mut u8, n: usize) -> *mut u8 {
     if harden::on() {
         // SAFETY: forwarded.
         return unsafe { harden::realloc(p, n) };

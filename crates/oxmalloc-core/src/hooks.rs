@@ -5,10 +5,18 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 /// Callbacks installed by a tracker. They run inside malloc/free: they must not allocate
 /// through malloc (or must guard against re-entry themselves).
+///
+/// realloc: when `on_realloc` is set, a realloc calls `on_realloc_begin(old)` first, then does
+/// its work (the malloc and free it may make inside still call `on_alloc`/`on_free`: the
+/// tracker ignores them between the two calls), then `on_realloc(old, new, size)` once, with
+/// `new` null when it failed (the old block is then untouched). Without it, a moving realloc
+/// shows only as the inner malloc and free.
 #[repr(C)]
 pub struct Hooks {
     pub on_alloc: unsafe extern "C" fn(ptr: *mut u8, size: usize),
     pub on_free: unsafe extern "C" fn(ptr: *mut u8),
+    pub on_realloc_begin: Option<unsafe extern "C" fn(old: *mut u8)>,
+    pub on_realloc: Option<unsafe extern "C" fn(old: *mut u8, new: *mut u8, size: usize)>,
 }
 
 /// What intercepts calls: bit 0 tracking hooks, bit 1 the hardened mode. The fast paths test
@@ -74,4 +82,16 @@ fn free_slow(p: *mut u8) {
         // SAFETY: as above.
         unsafe { ((*h).on_free)(p) }
     }
+}
+
+/// The realloc hooks, if a tracker installed them (tracking on and `on_realloc` set).
+#[inline]
+pub fn realloc_hooks() -> Option<&'static Hooks> {
+    if ACTIVE.load(Ordering::Relaxed) & TRACKING == 0 {
+        return None;
+    }
+    let h = HOOKS.load(Ordering::Acquire);
+    // SAFETY: h was installed from a &'static Hooks.
+    let h = unsafe { h.as_ref() }?;
+    h.on_realloc.is_some().then_some(h)
 }
