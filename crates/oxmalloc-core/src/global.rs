@@ -111,7 +111,7 @@ fn init_thread_machinery() {
         KEY.store(k, Relaxed);
         libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
         if stats_wanted() {
-            libc::atexit(stats_at_exit);
+            os::at_exit(stats_at_exit);
         }
     }
     KEY_STATE.store(2, Release);
@@ -158,7 +158,7 @@ fn is_child_of(pid: usize) -> bool {
     (unsafe { libc::getppid() }) as usize == pid
 }
 
-extern "C" fn stats_at_exit() {
+unsafe extern "C" fn stats_at_exit(_: *mut libc::c_void) {
     // A forked copy of the command (a shell's subshell) inherits this hook: only the process
     // that is still the parent's direct child reports.
     let parent = STATS_PARENT.load(Relaxed);

@@ -343,3 +343,18 @@ pub fn fatal(msg: &str, addr: usize) -> ! {
     // SAFETY: abort never returns and needs no preconditions.
     unsafe { libc::abort() }
 }
+
+extern "C" {
+    fn __cxa_atexit(
+        f: unsafe extern "C" fn(*mut libc::c_void),
+        arg: *mut libc::c_void,
+        dso: *mut libc::c_void,
+    ) -> libc::c_int;
+}
+
+/// Runs `f` at exit. Through `__cxa_atexit`, which libc.so.6 exports: `atexit` itself lives
+/// in libc_nonshared.a, and a cdylib linked without it is left with an undefined `atexit`.
+pub fn at_exit(f: unsafe extern "C" fn(*mut libc::c_void)) {
+    // SAFETY: registers a process-lifetime function; a null dso handle means "the program".
+    unsafe { __cxa_atexit(f, core::ptr::null_mut(), core::ptr::null_mut()) };
+}

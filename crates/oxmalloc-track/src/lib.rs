@@ -171,14 +171,6 @@ static HOOKS: hooks::Hooks = hooks::Hooks {
     on_realloc: Some(on_realloc),
 };
 
-extern "C" {
-    fn __cxa_atexit(
-        f: unsafe extern "C" fn(*mut libc::c_void),
-        arg: *mut libc::c_void,
-        dso: *mut libc::c_void,
-    ) -> libc::c_int;
-}
-
 /// Reads `OXMALLOC_TRACK` (and `OXMALLOC_OUT`, `OXMALLOC_TRACK_EVERY`) and, when tracking is
 /// asked for, sets up the tables and installs the hooks. Called once, from liboxmalloc's
 /// constructor. A bad setting is reported in one line and leaves tracking off.
@@ -236,7 +228,7 @@ pub fn init() {
     // SAFETY: registering process-lifetime callbacks with glibc.
     unsafe {
         libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
-        __cxa_atexit(at_exit, core::ptr::null_mut(), core::ptr::null_mut());
+        oxmalloc_core::os::at_exit(at_exit);
     }
     hooks::install(Some(&HOOKS));
     if every > 0 {
