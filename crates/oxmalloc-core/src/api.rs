@@ -412,8 +412,8 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
         // SAFETY: forwarded.
         return unsafe { realloc_hooked(p, n) };
     }
-    // SAFETY: forwarded.
-    unsafe { realloc_plain(p, n) }
+    // SAFETY: forwarded (not hardened either: that sets the same byte).
+    unsafe { realloc_core(p, n) }
 }
 
 /// realloc with the tracker told once (see hooks::Hooks), or with the hardened mode.
@@ -443,6 +443,13 @@ unsafe fn realloc_plain(p: *mut u8, n: usize) -> *mut u8 {
         // SAFETY: forwarded.
         return unsafe { harden::realloc(p, n) };
     }
+    // SAFETY: forwarded.
+    unsafe { realloc_core(p, n) }
+}
+
+/// realloc in the arenas or the mmap path (no hooks, not hardened).
+#[inline(always)]
+unsafe fn realloc_core(p: *mut u8, n: usize) -> *mut u8 {
     // SAFETY: p is null or a live block of this allocator.
     unsafe {
         if p.is_null() {

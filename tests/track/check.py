@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""check.py - compares the tracker's reports with what tests/track/trackee really allocated.
+
+    check.py MODE SCENARIO REPORT.json [PPROF_TOP.txt]
+
+REPORT.json is `oxmalloc report DIR --format json`. Prints one line per check ("ok - ..." or
+"not ok - ...") and a summary line "check: N passed, M failed"; exits 1 on any failure.
+"""
+import json
+import sys
+
+mode, scenario, path = sys.argv[1], sys.argv[2], sys.argv[3]
+rep = json.load(open(path))
+passed = failed = 0
+
+
+def check(cond, name, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print(f"ok - {mode}/{scenario}: {name}")
+    else:
+        failed += 1
+        print(f"not ok - {mode}/{scenario}: {name}: {detail}")
+
+
+def first_trackee_function(site):
+    for f in site.get("frames", []):
+        lib = f.get("library") or ""
+        if "libtrackee" in lib:
+            fn = f.get("function") or ""
+            return fn.split("(")[0]
+    return None
+
+
+def by_function(sites):
+    out = {}
+    for s in sites:
+        fn = first_trackee_function(s)
+        if fn is None:
+            continue
+        d = out.setdefault(fn, {"live_bytes": 0, "live_blocks": 0, "total_bytes": 0,
+                                "total_blocks": 0, "threads": set()})
+        for k in ("live_bytes", "live_blocks", "total_bytes", "total_blocks"):
+            d[k] += s.get(k, 0)
+        d["threads"].add(s.get("thread"))
+    return out
+
+
+def library(name):
+    for lib in rep.get("libraries", []):
+        if (lib.get("name") or "").split("/")[-1] == name:
+            return lib
+    return None
+
+
+# Exact expectations for scenario "all" (see trackee.c): live bytes, live blocks, total bytes,
+# total blocks per function.
+ALL = {
+    "trk_live": (100000 + 48000, 2000, 148000, 2000),
+    "trk_churn": (0, 0, 20000 * 64, 20000),
+    "trk_calloc": (30000, 100, 30000, 100),
+    "trk_memalign": (30000, 150, 30000, 150),
+    "trk_strdup": (15000, 300, 15000, 300),
+    "trk_realloc": (3700, 1, 37 * 5050, 100),
+    "trk_big": (3 << 20, 3, 3 << 20, 3),
+    # new char[24] and operator new(24), 200 each, plus the vector's own storage:
+    # new std::vector (24 bytes) and reserve(400) (3200 bytes)
+    "trk_new": (9600 + 24 + 3200, 402, 9600 + 24 + 3200, 402),
+}
+LIBS = {
+    "libtrackee.so": sum(v[0] for k, v in ALL.items() if k != "trk_new"),
+    "libtrackee_cc.so": ALL["trk_new"][0],
+}
+
+if scenario == "all" and mode == "full":
+    funcs = by_function(rep.get("sites", []))
+    for fn, (lb, lk, tb, tk) in ALL.items():
+        got = funcs.get(fn)
+        if got is None:
+            check(False, f"{fn} has sites", f"functions seen: {sorted(funcs)}")
+            continue
+        g = (got["live_bytes"], got["live_blocks"], got["total_bytes"], got["total_blocks"])
+        check(g == (lb, lk, tb, tk), f"{fn} live/total exact", f"got {g}, want {(lb, lk, tb, tk)}")
+    t = funcs.get("trk_live", {"threads": set()})["threads"]
+    check(len(t) == 5, "trk_live seen from 5 threads (main + 4)", f"threads {sorted(map(str, t))}")
+
+if scenario == "all" and mode in ("full", "summary"):
+    for name, want in LIBS.items():
+        lib = library(name)
+        got = lib and lib.get("live_bytes")
+        check(got == want, f"library {name} live bytes exact", f"got {got}, want {want}")
+    libs = sorted(rep.get("libraries", []), key=lambda l: -l.get("live_bytes", 0))
+    top = (libs[0].get("name") or "").split("/")[-1] if libs else None
+    check(top == "libtrackee.so", "top library is libtrackee.so", f"top {top}")
+
+if scenario == "all":
+    tot = rep.get("totals", {})
+    want_live = sum(v[0] for v in ALL.values())
+    # the program's own libc may hold a few small blocks besides ours
+    got = tot.get("live_bytes", -1)
+    check(want_live <= got <= want_live + 4096, "totals live bytes", f"got {got}, want {want_live}..+4096")
+    th = rep.get("threads", [])
+    check(len(th) >= 5, "five threads reported", f"{len(th)}")
+
+if scenario == "sample":
+    if mode == "sample":
+        lib = library("libtrackee.so")
+        want = (65536 * 4096) + (256 * 65536) + 4 * (4 << 20)
+        got = lib and lib.get("total_bytes")
+        # 288 MiB at one sample per 512 KiB: ~576 samples, relative standard error ~4.2 %;
+        # 20 % is more than 4.5 standard errors.
+        check(got is not None and abs(got - want) <= 0.2 * want,
+              "sampled library total within 20 %", f"got {got}, want {want}")
+        funcs = by_function(rep.get("sites", []))
+        big = funcs.get("trk_big", {}).get("live_bytes", 0)
+        check(abs(big - (16 << 20)) <= (16 << 20) * 0.01,
+              "blocks above the interval are caught (4 x 4 MiB live)", f"got {big}")
+    tot = rep.get("totals", {})
+    want = (256 * 65536) + 4 * (4 << 20)
+    got = tot.get("live_bytes", -1)
+    check(want <= got <= want + 4096, "exact live totals in every mode", f"got {got}, want {want}")
+
+if len(sys.argv) > 4:
+    # `go tool pprof -top -sample_index=inuse_space` text: the total line must match the json.
+    txt = open(sys.argv[4]).read()
+    import re
+    m = re.search(r"of ([0-9.]+)([kMG]?B) total", txt)
+    units = {"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+    total = m and float(m.group(1)) * units[m.group(2)]
+    want = sum(s.get("live_bytes", 0) for s in rep.get("sites", []))
+    check(total is not None and abs(total - want) <= max(0.01 * want, 1024),
+          "go tool pprof reads the profile; its in-use total matches the json",
+          f"pprof {total}, json {want}")
+
+print(f"check: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
