@@ -219,11 +219,11 @@ pub fn init() {
         cfg.out[..n].copy_from_slice(&out[..n]);
         cfg.out_len = n;
     }
-    if !(sites::init() && shadow::init() && threads::init()) {
+    if !(sites::init() && shadow::init() && threads::init() && unwind::init()) {
         say(&[b"oxmalloc: cannot map the tracker's tables; tracking stays off"]);
         return;
     }
-    unwind::init();
+
     START_NS.store(monotonic_ns(), Relaxed);
     // SAFETY: registering process-lifetime callbacks with glibc.
     unsafe {
