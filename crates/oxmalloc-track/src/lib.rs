@@ -62,14 +62,12 @@ pub fn config() -> &'static Config {
     unsafe { &*CFG.get() }
 }
 
-/// Exact process-wide figures (requested bytes).
+/// Exact process-wide live figures and their peaks (requested bytes).
 pub struct Totals {
     pub live_bytes: AtomicI64,
     pub live_blocks: AtomicI64,
     pub peak_bytes: AtomicI64,
     pub peak_blocks: AtomicI64,
-    pub total_bytes: AtomicU64,
-    pub total_blocks: AtomicU64,
 }
 
 pub static TOTALS: Totals = Totals {
@@ -77,8 +75,6 @@ pub static TOTALS: Totals = Totals {
     live_blocks: AtomicI64::new(0),
     peak_bytes: AtomicI64::new(0),
     peak_blocks: AtomicI64::new(0),
-    total_bytes: AtomicU64::new(0),
-    total_blocks: AtomicU64::new(0),
 };
 
 static START_NS: AtomicU64 = AtomicU64::new(0);
@@ -277,8 +273,10 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
     let slot = ensure_slot(r);
     let class = threads::class_of(n);
     let s = threads::slot(slot);
-    s.classes[class][0].fetch_add(1, Relaxed);
-    s.classes[class][1].fetch_add(n as u64, Relaxed);
+    threads::bump(&s.classes[class][0], 1);
+    threads::bump(&s.classes[class][1], n as u64);
+    // The process-wide live figures are the only shared counters (for the exact peak); the
+    // totals are the sums of the threads' own counters.
     let t = &TOTALS;
     let live = t.live_bytes.fetch_add(n as i64, Relaxed) + n as i64;
     let blocks = t.live_blocks.fetch_add(1, Relaxed) + 1;
@@ -288,8 +286,6 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
     if blocks > t.peak_blocks.load(Relaxed) {
         t.peak_blocks.fetch_max(blocks, Relaxed);
     }
-    t.total_bytes.fetch_add(n as u64, Relaxed);
-    t.total_blocks.fetch_add(1, Relaxed);
     let site = match cfg.mode {
         Mode::Full => site_with_stack(r, slot, unwind::MAX_FRAMES),
         Mode::Summary => site_with_stack(r, slot, SUMMARY_DEPTH),
@@ -322,14 +318,15 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
 
 /// Accounts the free of a block whose shadow word was `w` and requested size `n`.
 fn record_free(r: *mut tls::ThreadRec, w: u32, n: usize) {
-    sites::charge_free(w & shadow::SITE_MASK, n);
+    let slot = ensure_slot(r);
+    sites::charge_free(w & shadow::SITE_MASK, n, slot);
     let t = &TOTALS;
     t.live_bytes.fetch_sub(n as i64, Relaxed);
     t.live_blocks.fetch_sub(1, Relaxed);
-    let s = threads::slot(ensure_slot(r));
+    let s = threads::slot(slot);
     let class = threads::class_of(n);
-    s.classes[class][2].fetch_add(1, Relaxed);
-    s.classes[class][3].fetch_add(n as u64, Relaxed);
+    threads::bump(&s.classes[class][2], 1);
+    threads::bump(&s.classes[class][3], n as u64);
 }
 
 unsafe extern "C" fn on_alloc(p: *mut u8, n: usize) {

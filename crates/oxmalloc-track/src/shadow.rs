@@ -78,9 +78,16 @@ pub fn set(p: usize, site: u32, n: usize, usable: usize) -> bool {
 /// Takes block `p`'s word (0 if it was not recorded) and clears it.
 #[inline]
 pub fn take(p: usize) -> u32 {
+    // The freeing thread owns the block: nobody else writes its word now (no swap needed).
     match word(p, false) {
-        Some(w) if w.load(Relaxed) != 0 => w.swap(0, Relaxed),
-        _ => 0,
+        Some(w) => {
+            let v = w.load(Relaxed);
+            if v != 0 {
+                w.store(0, Relaxed);
+            }
+            v
+        }
+        None => 0,
     }
 }
 

@@ -26,8 +26,24 @@ pub struct Site {
     pub slot: u32,
     pub allocs: AtomicU64,
     pub alloc_bytes: AtomicU64,
+    /// Frees made by the site's own thread (no locked instruction) ...
     pub frees: AtomicU64,
     pub free_bytes: AtomicU64,
+    /// ... and by other threads.
+    pub remote_frees: AtomicU64,
+    pub remote_free_bytes: AtomicU64,
+}
+
+impl Site {
+    /// (allocs, alloc_bytes, frees, free_bytes) as read now.
+    pub fn figures(&self) -> [u64; 4] {
+        [
+            self.allocs.load(Relaxed),
+            self.alloc_bytes.load(Relaxed),
+            self.frees.load(Relaxed) + self.remote_frees.load(Relaxed),
+            self.free_bytes.load(Relaxed) + self.remote_free_bytes.load(Relaxed),
+        ]
+    }
 }
 
 #[repr(C)]
@@ -214,14 +230,27 @@ pub fn stack_frames(id: u32) -> &'static [usize] {
 /// Charges an allocation of `n` bytes to site `id`.
 #[inline]
 pub fn charge_alloc(id: u32, n: usize) {
+    // A site belongs to one thread slot, and only that thread allocates through it (the
+    // overflow site and the shared last slot excepted): no locked instruction needed.
     let s = site(id);
-    s.allocs.fetch_add(1, Relaxed);
-    s.alloc_bytes.fetch_add(n as u64, Relaxed);
+    if id == OVERFLOW_SITE || s.slot as usize >= crate::threads::MAX_SLOTS - 1 {
+        s.allocs.fetch_add(1, Relaxed);
+        s.alloc_bytes.fetch_add(n as u64, Relaxed);
+    } else {
+        crate::threads::bump(&s.allocs, 1);
+        crate::threads::bump(&s.alloc_bytes, n as u64);
+    }
 }
 
+/// Charges a free of `n` bytes to site `id`, made by thread `slot`.
 #[inline]
-pub fn charge_free(id: u32, n: usize) {
+pub fn charge_free(id: u32, n: usize, slot: u32) {
     let s = site(id);
-    s.frees.fetch_add(1, Relaxed);
-    s.free_bytes.fetch_add(n as u64, Relaxed);
+    if s.slot == slot && id != OVERFLOW_SITE && (slot as usize) < crate::threads::MAX_SLOTS - 1 {
+        crate::threads::bump(&s.frees, 1);
+        crate::threads::bump(&s.free_bytes, n as u64);
+    } else {
+        s.remote_frees.fetch_add(1, Relaxed);
+        s.remote_free_bytes.fetch_add(n as u64, Relaxed);
+    }
 }

@@ -103,12 +103,7 @@ pub fn render(b: &mut Buf, reason: &[u8], seq: u64) {
     let nsites = sites::NSITES.load(Acquire);
     for id in 1..nsites {
         let s = sites::site(id);
-        let (a, ab, f, fb) = (
-            s.allocs.load(Relaxed),
-            s.alloc_bytes.load(Relaxed),
-            s.frees.load(Relaxed),
-            s.free_bytes.load(Relaxed),
-        );
+        let [a, ab, f, fb] = s.figures();
         if a == 0 && f == 0 {
             continue;
         }
@@ -125,6 +120,7 @@ pub fn render(b: &mut Buf, reason: &[u8], seq: u64) {
         b.nl();
     }
     // size classes, summed over the threads
+    let (mut total_bytes, mut total_blocks) = (0u64, 0u64);
     for c in 0..threads::CLASSES {
         let mut v = [0u64; 4];
         for i in 0..nslots.max(1) {
@@ -133,6 +129,8 @@ pub fn render(b: &mut Buf, reason: &[u8], seq: u64) {
                 *x += s.classes[c][k].load(Relaxed);
             }
         }
+        total_blocks += v[0];
+        total_bytes += v[1];
         if v == [0; 4] {
             continue;
         }
@@ -151,8 +149,8 @@ pub fn render(b: &mut Buf, reason: &[u8], seq: u64) {
         t.live_blocks.load(Relaxed).max(0) as u64,
         t.peak_bytes.load(Relaxed).max(0) as u64,
         t.peak_blocks.load(Relaxed).max(0) as u64,
-        t.total_bytes.load(Relaxed),
-        t.total_blocks.load(Relaxed),
+        total_bytes,
+        total_blocks,
     ] {
         b.sp();
         b.dec(v);

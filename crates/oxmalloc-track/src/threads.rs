@@ -39,6 +39,13 @@ pub fn slot(i: u32) -> &'static Slot {
     unsafe { &*SLOTS.load(Relaxed).add((i as usize).min(MAX_SLOTS - 1)) }
 }
 
+/// Adds to a counter only its own thread writes (a plain load and store, no locked
+/// instruction; readers may see it a moment late).
+#[inline(always)]
+pub fn bump(c: &AtomicU64, v: u64) {
+    c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+}
+
 #[inline]
 pub fn class_of(n: usize) -> usize {
     if n <= 1 {
@@ -53,7 +60,9 @@ pub fn gettid() -> i32 {
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
-/// A new slot for the calling thread (the last one is shared once all are taken).
+/// A new slot for the calling thread. Once all are taken the last one is shared, and its
+/// counters may then lose an update now and then (they are written without locked
+/// instructions).
 pub fn new_slot() -> u32 {
     let i = NSLOTS.fetch_add(1, Relaxed).min(MAX_SLOTS as u32 - 1);
     let s = slot(i);
