@@ -95,6 +95,14 @@ if scenario == "all" and mode in ("full", "summary"):
     check(top == "libtrackee.so", "top library is libtrackee.so", f"top {top}")
 
 if scenario == "all":
+    lib = library("libtrackee.so")
+    got = lib and lib.get("mmap_reserved")
+    check(got == 4 << 20, "libtrackee.so: the program's own mmaps (4 MiB reserved after munmap and mremap)",
+          f"got {got}")
+    got = lib and lib.get("mmap_committed")
+    # 3 x 512 KiB touched (the remapped one keeps its touched half); RSS in KiB pages
+    check(got is not None and (3 << 19) <= got <= (3 << 19) + (64 << 10),
+          "libtrackee.so: committed bytes of its mappings from smaps", f"got {got}")
     tot = rep.get("totals", {})
     want_live = sum(v[0] for v in ALL.values())
     # the program's own libc may hold a few small blocks besides ours

@@ -113,6 +113,23 @@ API void trk_threads(int threads, int n, size_t size)
         pthread_join(t[i], NULL);
 }
 
+/* The program's own mappings: 4 of `len` bytes, half of each touched; the first unmapped,
+ * the second grown to twice its size by mremap: 3 live, 4 * len bytes reserved in all. */
+API void trk_mmap(size_t len)
+{
+    char *m[4];
+    for (int i = 0; i < 4; i++) {
+        m[i] = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m[i] == MAP_FAILED)
+            abort();
+        memset(m[i], 1, len / 2);
+    }
+    munmap(m[0], len);
+    m[1] = mremap(m[1], len, 2 * len, MREMAP_MAYMOVE);
+    if (m[1] == MAP_FAILED)
+        abort();
+}
+
 /* Frees everything held so far (the live figures drop to zero). */
 API void trk_release(void)
 {

@@ -20,6 +20,7 @@ void trk_big(int n, size_t size);
 void trk_threads(int threads, int n, size_t size);
 void trk_new(int n, size_t size);
 void trk_release(void);
+void trk_mmap(size_t len);
 
 int main(int argc, char **argv)
 {
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
         trk_big(3, 1 << 20);        /* live 3 MiB, 3 blocks (mmapped) */
         trk_threads(4, 250, 48);    /* live 48000 B, 1000 blocks, 4 threads */
         trk_new(200, 24);           /* live 9600 B, 400 blocks */
+        trk_mmap(1 << 20);          /* 3 live mappings, 4 MiB reserved, 2 MiB touched */
     } else if (!strcmp(s, "sample")) {
         trk_churn(65536, 4096);     /* total 256 MiB */
         trk_live(256, 65536);       /* live 16 MiB */

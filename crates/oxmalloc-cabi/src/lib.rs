@@ -249,3 +249,94 @@ extern "C" fn load_time_init() {
 #[used]
 #[link_section = ".init_array"]
 static LOAD_TIME_INIT: extern "C" fn() = load_time_init;
+
+// ------------------------------------------------------------------ the program's mappings
+//
+// mmap, mmap64, munmap and mremap are exported so the tracker can record the mappings the
+// program makes itself (docs/tracking.md). Each goes straight to the kernel, with glibc's
+// errno convention; when tracking is off that is all they do. (glibc's own internal mappings —
+// thread stacks, the loader's — do not come through these symbols.)
+
+fn mapped_result(r: isize) -> *mut c_void {
+    if r < 0 {
+        oxmalloc_core::os::set_errno(-r as i32);
+        libc::MAP_FAILED
+    } else {
+        r as *mut c_void
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    mapped_result(oxmalloc_track::mmap(
+        addr as usize,
+        len,
+        prot,
+        flags,
+        fd,
+        off,
+    ))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off64_t,
+) -> *mut c_void {
+    mapped_result(oxmalloc_track::mmap(
+        addr as usize,
+        len,
+        prot,
+        flags,
+        fd,
+        off,
+    ))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> c_int {
+    let r = oxmalloc_track::munmap(addr as usize, len);
+    if r < 0 {
+        oxmalloc_core::os::set_errno(-r as i32);
+        -1
+    } else {
+        0
+    }
+}
+
+/// mremap is variadic in C (the fifth argument, the new address, only with MREMAP_FIXED);
+/// on x86-64 a variadic caller passes it in r8 like a fixed fifth argument, which is what this
+/// definition reads (stable Rust cannot define C-variadic functions).
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: usize,
+    new_len: usize,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    // Without MREMAP_FIXED the fifth register holds whatever the caller left there.
+    let target = if flags & libc::MREMAP_FIXED != 0 {
+        new_addr as usize
+    } else {
+        0
+    };
+    mapped_result(oxmalloc_track::mremap(
+        old as usize,
+        old_len,
+        new_len,
+        flags,
+        target,
+    ))
+}

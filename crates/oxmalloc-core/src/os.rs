@@ -36,21 +36,19 @@ pub fn set_errno(e: i32) {
 
 /// Maps `len` bytes of fresh anonymous read-write memory; `None` on failure.
 pub fn mmap_rw(len: usize) -> Option<*mut u8> {
-    // SAFETY: an anonymous private mapping with a null hint touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let r = sys_mmap(
+        0,
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+        -1,
+        0,
+    );
+    if r < 0 {
+        set_errno(-r as i32);
         None
     } else {
-        Some(p as *mut u8)
+        Some(r as *mut u8)
     }
 }
 
@@ -70,16 +68,63 @@ pub fn mmap_aligned(len: usize, align: usize) -> Option<*mut u8> {
     Some(start as *mut u8)
 }
 
+// The allocator's (and the tracker's) own mappings go straight to the kernel: liboxmalloc
+// exports mmap, munmap and mremap for the program (see oxmalloc-cabi), and its own calls must
+// neither come back through those nor be mistaken for the program's.
+
+/// mmap(2) as a raw system call: the address, or a negative errno.
+pub fn sys_mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> isize {
+    // SAFETY: the kernel validates every argument; callers own what they map over.
+    unsafe {
+        raw_syscall6(
+            libc::SYS_mmap,
+            addr,
+            len,
+            prot as usize,
+            flags as usize,
+            fd as isize as usize,
+            off as usize,
+        )
+    }
+}
+
+/// munmap(2) as a raw system call: 0 or a negative errno.
+pub fn sys_munmap(addr: usize, len: usize) -> isize {
+    // SAFETY: the kernel validates the range; callers pass a range they no longer use.
+    unsafe { raw_syscall4(libc::SYS_munmap, addr, len, 0, 0) }
+}
+
+/// mremap(2) as a raw system call: the new address, or a negative errno.
+pub fn sys_mremap(
+    old: usize,
+    old_len: usize,
+    new_len: usize,
+    flags: i32,
+    new_addr: usize,
+) -> isize {
+    // SAFETY: as for sys_mmap.
+    unsafe {
+        raw_syscall6(
+            libc::SYS_mremap,
+            old,
+            old_len,
+            new_len,
+            flags as usize,
+            new_addr,
+            0,
+        )
+    }
+}
+
 pub fn munmap(p: *mut u8, len: usize) {
-    // SAFETY: callers pass a range they mapped and no longer use.
-    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+    sys_munmap(p as usize, len);
 }
 
 /// Resizes a mapping, possibly moving it; `None` on failure (the old mapping is intact).
 pub fn mremap(p: *mut u8, old: usize, new: usize) -> Option<*mut u8> {
-    // SAFETY: callers pass a whole mapping they own; MREMAP_MAYMOVE keeps contents.
-    let r = unsafe { libc::mremap(p as *mut libc::c_void, old, new, libc::MREMAP_MAYMOVE) };
-    if r == libc::MAP_FAILED {
+    let r = sys_mremap(p as usize, old, new, libc::MREMAP_MAYMOVE, 0);
+    if r < 0 {
+        set_errno(-r as i32);
         None
     } else {
         Some(r as *mut u8)
@@ -157,6 +202,38 @@ unsafe fn raw_syscall4(n: i64, a1: usize, a2: usize, a3: usize, a4: usize) -> is
             in("rsi") a2,
             in("rdx") a3,
             in("r10") a4,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Six arguments (the sixth in r9).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn raw_syscall6(
+    n: i64,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: as raw_syscall4, with r8 and r9 for the fifth and sixth arguments.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            in("rdi") a1,
+            in("rsi") a2,
+            in("rdx") a3,
+            in("r10") a4,
+            in("r8") a5,
+            in("r9") a6,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),

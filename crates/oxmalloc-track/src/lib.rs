@@ -13,6 +13,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod maps;
 pub mod math;
 pub mod mem;
 pub mod procfs;
@@ -215,7 +216,7 @@ pub fn init() {
         cfg.out[..n].copy_from_slice(&out[..n]);
         cfg.out_len = n;
     }
-    if !(sites::init() && shadow::init() && threads::init() && unwind::init()) {
+    if !(sites::init() && shadow::init() && threads::init() && unwind::init() && maps::init()) {
         say(&[b"oxmalloc: cannot map the tracker's tables; tracking stays off"]);
         return;
     }
@@ -227,6 +228,7 @@ pub fn init() {
         oxmalloc_core::os::at_exit(at_exit);
     }
     hooks::install(Some(&HOOKS));
+    MAPS_ON.store(1, Release);
     if every > 0 {
         start_periodic();
     }
@@ -410,6 +412,68 @@ unsafe extern "C" fn on_realloc(old: *mut u8, new: *mut u8, n: usize) {
     }
 }
 
+// ---------------------------------------------------------------- the program's mappings
+
+static MAPS_ON: AtomicU8 = AtomicU8::new(0);
+
+/// Runs `call` (the system call) and, when tracking is on and this is not the recorder's own
+/// work, `update` on the map table with its result, both under the table's lock.
+fn mapping_call(call: impl FnOnce() -> isize, update: impl FnOnce(isize, u32)) -> isize {
+    if MAPS_ON.load(Relaxed) == 0 {
+        return call();
+    }
+    let r = tls::current();
+    // SAFETY: this thread's record.
+    unsafe {
+        if (*r).guard != 0 {
+            return call();
+        }
+        (*r).guard = 1;
+        let slot = ensure_slot(r);
+        let site = site_with_stack(r, slot, unwind::MAX_FRAMES);
+        maps::LOCK.lock();
+        let res = call();
+        if res >= 0 {
+            update(res, site);
+        }
+        maps::LOCK.unlock();
+        (*r).guard = 0;
+        res
+    }
+}
+
+/// mmap for the program: the kernel's result (address or negative errno), recorded.
+pub fn mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> isize {
+    mapping_call(
+        || oxmalloc_core::os::sys_mmap(addr, len, prot, flags, fd, off),
+        |start, site| {
+            maps::insert(maps::Map {
+                start: start as usize,
+                len,
+                prot,
+                flags,
+                site,
+            });
+        },
+    )
+}
+
+/// munmap for the program.
+pub fn munmap(addr: usize, len: usize) -> isize {
+    mapping_call(
+        || oxmalloc_core::os::sys_munmap(addr, len),
+        |_, _| maps::remove(addr, len),
+    )
+}
+
+/// mremap for the program.
+pub fn mremap(old: usize, old_len: usize, new_len: usize, flags: i32, new_addr: usize) -> isize {
+    mapping_call(
+        || oxmalloc_core::os::sys_mremap(old, old_len, new_len, flags, new_addr),
+        |new, _| maps::moved(old, old_len, new as usize, new_len),
+    )
+}
+
 // ---------------------------------------------------------------- snapshots
 
 /// Writes a snapshot now; false (after one line on stderr, once) if it could not be written.
@@ -569,6 +633,7 @@ extern "C" fn fork_prepare() {
         TAKEN.store(0, Relaxed);
         return;
     }
+    maps::LOCK.lock();
     sites::LOCK.lock();
     shadow::locks().lock();
     TAKEN.store(1, Relaxed);
@@ -578,6 +643,7 @@ extern "C" fn fork_parent() {
     if TAKEN.swap(0, Relaxed) == 1 {
         shadow::locks().unlock();
         sites::LOCK.unlock();
+        maps::LOCK.unlock();
     }
 }
 
@@ -585,6 +651,7 @@ extern "C" fn fork_child() {
     TAKEN.store(0, Relaxed);
     shadow::locks().reset();
     sites::LOCK.reset();
+    maps::LOCK.reset();
     sites::OWNER.store(0, Relaxed);
     SEQ.store(0, Relaxed);
     WARNED.store(0, Relaxed);

@@ -39,20 +39,7 @@ pub fn is_tracker(addr: usize) -> bool {
 
 /// Reserves `len` bytes of zeroed memory (pages become resident only when touched).
 pub fn reserve(len: usize) -> Option<*mut u8> {
-    // SAFETY: an anonymous private mapping with no hint touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
+    let p = oxmalloc_core::os::mmap_rw(len)?;
     MAPPED.fetch_add(len, Relaxed);
     note(p as usize, len);
     Some(p as *mut u8)
@@ -60,8 +47,7 @@ pub fn reserve(len: usize) -> Option<*mut u8> {
 
 /// Gives back a mapping made by `reserve`.
 pub fn release(p: *mut u8, len: usize) {
-    // SAFETY: the caller passes a whole mapping it reserved and no longer uses.
-    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+    oxmalloc_core::os::munmap(p, len);
     MAPPED.fetch_sub(len, Relaxed);
     forget(p as usize);
 }
@@ -115,19 +101,10 @@ impl Buf {
             while ncap < self.len + b.len() {
                 ncap *= 2;
             }
-            // SAFETY: ptr/cap is this buffer's whole mapping; MREMAP_MAYMOVE keeps contents.
-            let np = unsafe {
-                libc::mremap(
-                    self.ptr as *mut libc::c_void,
-                    self.cap,
-                    ncap,
-                    libc::MREMAP_MAYMOVE,
-                )
-            };
-            if np == libc::MAP_FAILED {
+            let Some(np) = oxmalloc_core::os::mremap(self.ptr, self.cap, ncap) else {
                 self.failed = true;
                 return;
-            }
+            };
             forget(self.ptr as usize);
             MAPPED.fetch_add(ncap - self.cap, Relaxed);
             note(np as usize, ncap);

@@ -74,6 +74,9 @@ fn kind(r: &Region) -> &'static [u8] {
     if path == b"[heap]" || (path.is_empty() && oxmalloc_core::registry::in_arena_memory(r.start)) {
         return b"oxmalloc";
     }
+    if crate::maps::contains(r.start) {
+        return b"program-mmap";
+    }
     if path == b"[stack]" {
         return b"stack";
     }

@@ -156,6 +156,19 @@ pub fn render(b: &mut Buf, reason: &[u8], seq: u64) {
         b.dec(v);
     }
     b.nl();
+    crate::maps::for_each(|m| {
+        b.push(b"map ");
+        b.hex(m.start as u64);
+        b.sp();
+        b.dec(m.len as u64);
+        b.sp();
+        b.dec(m.prot as u32 as u64);
+        b.sp();
+        b.hex(m.flags as u32 as u64);
+        b.sp();
+        b.dec(m.site as u64);
+        b.nl();
+    });
     crate::procfs::regions(b);
     allocator(b);
     b.push(b"tracker ");
