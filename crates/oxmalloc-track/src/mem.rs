@@ -42,7 +42,7 @@ pub fn reserve(len: usize) -> Option<*mut u8> {
     let p = oxmalloc_core::os::mmap_rw(len)?;
     MAPPED.fetch_add(len, Relaxed);
     note(p as usize, len);
-    Some(p as *mut u8)
+    Some(p)
 }
 
 /// Gives back a mapping made by `reserve`.
@@ -108,7 +108,7 @@ impl Buf {
             forget(self.ptr as usize);
             MAPPED.fetch_add(ncap - self.cap, Relaxed);
             note(np as usize, ncap);
-            self.ptr = np as *mut u8;
+            self.ptr = np;
             self.cap = ncap;
         }
         // SAFETY: capacity checked above; the source is a valid slice.
