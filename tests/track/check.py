@@ -27,7 +27,7 @@ def check(cond, name, detail=""):
 def first_trackee_function(site):
     for f in site.get("frames", []):
         lib = f.get("library") or ""
-        if "libtrackee" in lib:
+        if "libtrackee" in lib.split("/")[-1]:
             fn = f.get("function") or ""
             return fn.split("(")[0]
     return None
@@ -128,6 +128,14 @@ if scenario == "sample":
     want = (256 * 65536) + 4 * (4 << 20)
     got = tot.get("live_bytes", -1)
     check(want <= got <= want + 4096, "exact live totals in every mode", f"got {got}, want {want}")
+
+if scenario == "dlopen":
+    funcs = by_function(rep.get("sites", []))
+    got = funcs.get("trk_dl_leak")
+    g = got and (got["live_bytes"], got["live_blocks"])
+    check(g == (50 * 10 * 77, 500),
+          "blocks leaked through a dlclosed library: exact, and its frames still symbolised",
+          f"got {g}; functions {sorted(funcs)}")
 
 if len(sys.argv) > 4:
     # `go tool pprof -top -sample_index=inuse_space` text: the total line must match the json.

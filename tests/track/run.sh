@@ -34,19 +34,21 @@ expect() { # expect NAME COMMAND...: passes when the command succeeds
 mkdir -p "$build"
 gcc -O2 -g -shared -fPIC -o "$build/libtrackee.so" tests/track/libtrackee.c -lpthread || exit 2
 g++ -O2 -g -shared -fPIC -o "$build/libtrackee_cc.so" tests/track/libtrackee_cc.cc || exit 2
-gcc -O2 -g -o "$build/trackee" tests/track/trackee.c -L"$build" -ltrackee -ltrackee_cc \
-    -Wl,-rpath,"$build" || exit 2
+gcc -O2 -g -shared -fPIC -o "$build/libtrackee_dl.so" tests/track/libtrackee_dl.c || exit 2
+gcc -O2 -g -pthread -o "$build/trackee" tests/track/trackee.c -L"$build" -ltrackee -ltrackee_cc \
+    -ldl -Wl,-rpath,"$build" || exit 2
 
 have_go=0
 command -v go >/dev/null 2>&1 && have_go=1
 
 # ---- the test library under each mode
 for mode in full summary sample; do
-    for scenario in all sample; do
+    for scenario in all sample dlopen; do
         [ $scenario = sample ] && [ $mode = summary ] && continue
+        [ $scenario = dlopen ] && [ $mode != full ] && continue
         out=$work/$mode-$scenario
-        if ! OXMALLOC_TRACK=$mode OXMALLOC_OUT=$out LD_PRELOAD=$lib "$build/trackee" $scenario \
-            >"$work/stdout" 2>"$work/stderr" || ! grep -q "trackee done" "$work/stdout"; then
+        if ! OXMALLOC_TRACK=$mode OXMALLOC_OUT=$out LD_PRELOAD=$lib \
+            timeout 120 "$build/trackee" $scenario "$build/libtrackee_dl.so" >"$work/stdout" 2>"$work/stderr" || ! grep -q "trackee done" "$work/stdout"; then
             bad "$mode/$scenario: trackee ran"
             sed 's/^/    | /' "$work/stderr" | tail -n 5
             continue

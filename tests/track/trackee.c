@@ -21,6 +21,21 @@ void trk_threads(int threads, int n, size_t size);
 void trk_new(int n, size_t size);
 void trk_release(void);
 void trk_mmap(size_t len);
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+static volatile int stop_churn;
+
+static void *churner(void *arg)
+{
+    (void)arg;
+    while (!stop_churn)
+        trk_churn(1000, 200);
+    return NULL;
+}
+
+
 
 int main(int argc, char **argv)
 {
@@ -40,6 +55,26 @@ int main(int argc, char **argv)
         trk_churn(65536, 4096);     /* total 256 MiB */
         trk_live(256, 65536);       /* live 16 MiB */
         trk_big(4, 4 << 20);        /* live 16 MiB: each block far above the interval */
+    } else if (!strcmp(s, "dlopen")) {
+        /* dlopen/dlclose in this thread while three others allocate: 50 rounds, each
+         * leaking 10 blocks of 77 bytes from the library it then closes */
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++)
+            pthread_create(&t[i], NULL, churner, NULL);
+        const char *path = argc > 2 ? argv[2] : "libtrackee_dl.so";
+        for (int i = 0; i < 50; i++) {
+            void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (!h) {
+                write(2, "trackee: dlopen failed\n", 23);
+                return 3;
+            }
+            void (*leak)(int, size_t) = (void (*)(int, size_t))dlsym(h, "trk_dl_leak");
+            leak(10, 77);
+            dlclose(h);
+        }
+        stop_churn = 1;
+        for (int i = 0; i < 3; i++)
+            pthread_join(t[i], NULL);
     } else {
         write(2, "trackee: unknown scenario\n", 26);
         return 2;

@@ -340,3 +340,26 @@ pub unsafe extern "C" fn mremap(
         target,
     ))
 }
+
+/// dlclose: the tracker records the module first (so stacks through a closed library still
+/// symbolise), then glibc's dlclose runs (found once with dlsym(RTLD_NEXT): not a hot path).
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    use core::sync::atomic::{AtomicUsize, Ordering::*};
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    oxmalloc_track::before_dlclose(handle as usize);
+    let mut f = REAL.load(Acquire);
+    if f == 0 {
+        // SAFETY: looks up the next definition of dlclose (libc's) by its NUL-terminated name.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"dlclose".as_ptr()) } as usize;
+        if f == 0 {
+            return -1;
+        }
+        REAL.store(f, Release);
+    }
+    // SAFETY: f is glibc's dlclose, with its C signature.
+    unsafe {
+        let real: unsafe extern "C" fn(*mut c_void) -> c_int = core::mem::transmute(f);
+        real(handle)
+    }
+}

@@ -16,6 +16,7 @@ extern crate std;
 pub mod maps;
 pub mod math;
 pub mod mem;
+pub mod modules;
 pub mod procfs;
 pub mod shadow;
 pub mod sites;
@@ -474,6 +475,20 @@ pub fn mremap(old: usize, old_len: usize, new_len: usize, flags: i32, new_addr: 
     )
 }
 
+/// Before a dlclose: remember the module, so later snapshots still list it.
+pub fn before_dlclose(handle: usize) {
+    if MAPS_ON.load(Relaxed) == 0 {
+        return;
+    }
+    let r = tls::current();
+    // SAFETY: this thread's record.
+    unsafe {
+        let was = core::mem::replace(&mut (*r).guard, 1);
+        modules::before_dlclose(handle);
+        (*r).guard = was;
+    }
+}
+
 // ---------------------------------------------------------------- snapshots
 
 /// Writes a snapshot now; false (after one line on stderr, once) if it could not be written.
@@ -633,6 +648,7 @@ extern "C" fn fork_prepare() {
         TAKEN.store(0, Relaxed);
         return;
     }
+    modules::lock().lock();
     maps::LOCK.lock();
     sites::LOCK.lock();
     shadow::locks().lock();
@@ -644,6 +660,7 @@ extern "C" fn fork_parent() {
         shadow::locks().unlock();
         sites::LOCK.unlock();
         maps::LOCK.unlock();
+        modules::lock().unlock();
     }
 }
 
@@ -652,6 +669,7 @@ extern "C" fn fork_child() {
     shadow::locks().reset();
     sites::LOCK.reset();
     maps::LOCK.reset();
+    modules::lock().reset();
     sites::OWNER.store(0, Relaxed);
     SEQ.store(0, Relaxed);
     WARNED.store(0, Relaxed);

@@ -297,7 +297,7 @@ unsafe extern "C" fn one_module(
 }
 
 /// The NT_GNU_BUILD_ID descriptor in the note segment at [p, p+len), if any.
-unsafe fn find_build_id(p: usize, len: usize) -> &'static [u8] {
+pub unsafe fn find_build_id(p: usize, len: usize) -> &'static [u8] {
     let mut off = 0usize;
     // SAFETY: the note segment is mapped (it lies in a PT_LOAD of a loaded module); every
     // read is bounds-checked against its length.
@@ -330,4 +330,29 @@ fn modules(b: &mut Buf) {
             &mut arg as *mut (&mut Buf, u64) as *mut libc::c_void,
         )
     };
+    // Modules dlclosed meanwhile, after the loaded ones (a reader takes the first match, so
+    // an address now used by another library resolves to that one).
+    let (b, mut id) = arg;
+    crate::modules::for_each(|c| {
+        b.push(b"module ");
+        b.dec(id);
+        b.sp();
+        b.hex(c.start as u64);
+        b.sp();
+        b.hex(c.end as u64);
+        b.sp();
+        b.hex(c.bias as u64);
+        b.sp();
+        if c.build_id_len == 0 {
+            b.byte(b'-');
+        }
+        for &x in &c.build_id[..c.build_id_len] {
+            b.byte(b"0123456789abcdef"[(x >> 4) as usize]);
+            b.byte(b"0123456789abcdef"[(x & 15) as usize]);
+        }
+        b.sp();
+        b.text(&c.path[..c.path_len]);
+        b.nl();
+        id += 1;
+    });
 }
