@@ -225,6 +225,7 @@ pub unsafe extern "C" fn oxmalloc_set_hooks(
                     on_free: f,
                     on_realloc_begin: None,
                     on_realloc: None,
+                    on_fork: None,
                 });
                 hooks::install((*SLOT.get()).as_ref());
             }

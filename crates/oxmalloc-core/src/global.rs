@@ -531,6 +531,7 @@ extern "C" fn fork_prepare() {
     // glibc itself in the child.
     unsafe { _IO_list_lock() };
     STDIO.store(2, SeqCst);
+    crate::hooks::fork_phase(0);
     if !holds_list {
         LIST_LOCK.lock();
     }
@@ -567,6 +568,7 @@ extern "C" fn fork_parent() {
             LIST_LOCK.unlock();
         }
         crate::registry::fork_parent(MAPS_TAKEN.load(Relaxed) != 0);
+        crate::hooks::fork_phase(1);
         if STDIO.swap(0, SeqCst) == 2 {
             // SAFETY: this thread took it in fork_prepare.
             unsafe { _IO_list_unlock() };
@@ -601,6 +603,7 @@ extern "C" fn fork_child() {
         });
         LIST_LOCK.reset();
         crate::registry::fork_child(MAPS_TAKEN.load(Relaxed) != 0);
+        crate::hooks::fork_phase(2);
         (*me).held = core::ptr::null_mut();
         (*me).holds_list = false;
         if !held.is_null() {

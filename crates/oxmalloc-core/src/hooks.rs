@@ -17,6 +17,11 @@ pub struct Hooks {
     pub on_free: unsafe extern "C" fn(ptr: *mut u8),
     pub on_realloc_begin: Option<unsafe extern "C" fn(old: *mut u8)>,
     pub on_realloc: Option<unsafe extern "C" fn(old: *mut u8, new: *mut u8, size: usize)>,
+    /// Called by the engine's fork handlers (0 prepare, 1 parent, 2 child) at the point where
+    /// the tracker's own locks belong in the order: after glibc's stdio list lock, before the
+    /// arenas' (a thread in fflush(NULL) holds the list lock and may malloc, reaching the
+    /// tracker). Only in a process with several threads, like the engine's own locking.
+    pub on_fork: Option<unsafe extern "C" fn(phase: u32)>,
 }
 
 /// What intercepts calls: bit 0 tracking hooks, bit 1 the hardened mode. The fast paths test
@@ -94,4 +99,17 @@ pub fn realloc_hooks() -> Option<&'static Hooks> {
     // SAFETY: h was installed from a &'static Hooks.
     let h = unsafe { h.as_ref() }?;
     h.on_realloc.is_some().then_some(h)
+}
+
+/// Runs the tracker's fork callback for `phase` (see Hooks::on_fork), if one is installed.
+pub fn fork_phase(phase: u32) {
+    if ACTIVE.load(Ordering::Relaxed) & TRACKING == 0 {
+        return;
+    }
+    let h = HOOKS.load(Ordering::Acquire);
+    // SAFETY: h was installed from a &'static Hooks.
+    if let Some(f) = unsafe { h.as_ref() }.and_then(|h| h.on_fork) {
+        // SAFETY: the tracker's callback, valid for the process lifetime.
+        unsafe { f(phase) }
+    }
 }

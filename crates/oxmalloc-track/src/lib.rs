@@ -167,6 +167,7 @@ static HOOKS: hooks::Hooks = hooks::Hooks {
     on_free,
     on_realloc_begin: Some(on_realloc_begin),
     on_realloc: Some(on_realloc),
+    on_fork: Some(on_fork),
 };
 
 /// Reads `OXMALLOC_TRACK` (and `OXMALLOC_OUT`, `OXMALLOC_TRACK_EVERY`) and, when tracking is
@@ -223,11 +224,7 @@ pub fn init() {
     }
 
     START_NS.store(monotonic_ns(), Relaxed);
-    // SAFETY: registering process-lifetime callbacks with glibc.
-    unsafe {
-        libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
-        oxmalloc_core::os::at_exit(at_exit);
-    }
+    oxmalloc_core::os::at_exit(at_exit);
     hooks::install(Some(&HOOKS));
     MAPS_ON.store(1, Release);
     if every > 0 {
@@ -639,9 +636,21 @@ fn start_periodic() {
 
 // ---------------------------------------------------------------- fork
 
+// The engine calls these from its own fork handlers, after glibc's stdio list lock and before
+// the arenas (hooks::Hooks::on_fork), and only in a multi-threaded process; the child callback
+// always runs in the child.
+
 static TAKEN: AtomicU8 = AtomicU8::new(0);
 
-extern "C" fn fork_prepare() {
+unsafe extern "C" fn on_fork(phase: u32) {
+    match phase {
+        0 => fork_prepare(),
+        1 => fork_parent(),
+        _ => fork_child(),
+    }
+}
+
+fn fork_prepare() {
     // A fork from a signal handler that interrupted this thread inside the site table must
     // not wait for itself.
     if sites::OWNER.load(Relaxed) == tls::current() as usize {
@@ -655,7 +664,7 @@ extern "C" fn fork_prepare() {
     TAKEN.store(1, Relaxed);
 }
 
-extern "C" fn fork_parent() {
+fn fork_parent() {
     if TAKEN.swap(0, Relaxed) == 1 {
         shadow::locks().unlock();
         sites::LOCK.unlock();
@@ -664,7 +673,7 @@ extern "C" fn fork_parent() {
     }
 }
 
-extern "C" fn fork_child() {
+fn fork_child() {
     TAKEN.store(0, Relaxed);
     shadow::locks().reset();
     sites::LOCK.reset();
