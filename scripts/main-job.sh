@@ -14,3 +14,13 @@ if command -v javac >/dev/null && [ -f tests/real/java/Workload.java ]; then
 fi
 echo "### python3 under oxmalloc"
 "$OX" run --stats -- python3 tests/real/workload.py
+# The same Java workload with the tracker on: the NMT-shaped summary is printed at exit, then
+# the full report is read back from the snapshot.
+if command -v javac >/dev/null && [ -f tests/build/Workload.class ]; then
+    out=tests/build/track-java
+    rm -rf "$out"
+    echo "### java under oxmalloc with tracking (summary)"
+    "$OX" run --track summary --out "$out" -- java -Xmx256m -cp tests/build Workload
+    echo "### oxmalloc report $out --top 5"
+    "$OX" report "$out" --top 5
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: builds everything, checks formatting and clippy
 # (warnings are errors), then runs the Rust unit and integration tests, a fuzz slice, the C
-# conformance/regions/stress/fork/thread-churn/OOM/abuse/chaos programs under LD_PRELOAD, real
+# conformance/regions/stress/fork/thread-churn/OOM/abuse/chaos programs under LD_PRELOAD, the
+# tracker's tests (tests/track/run.sh), real
 # programs and CPython's own regression tests compared with glibc, and the benchmark runners'
 # smoke checks (the LD_PRELOAD suite, and the Rust front end's criterion benchmarks run once
 # each).
@@ -18,6 +19,11 @@ if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     (apt-get update -qq && apt-get install -y -qq gcc python3 perl git) >/dev/null
 fi
+
+# The tracker's tests need a C++ compiler (operator new in the test library) and Go's pprof
+# (the real reader of the pprof files).
+need g++ || (apt-get update -qq && apt-get install -y -qq g++) >/dev/null
+need go || (apt-get update -qq && apt-get install -y -qq golang-go) >/dev/null
 
 passed=0; failed=0; failures=()
 suite() {
@@ -46,9 +52,11 @@ suite rust-tests cargo test --release --workspace
 suite fuzz-slice bash -c 'target/release/oxmalloc-fuzz --seconds 20 --seed 1 --threads 4 &&
     OXMALLOC_HARDEN=1 target/release/oxmalloc-fuzz --seconds 10 --seed 2 --threads 4'
 suite c-programs bash tests/c/run.sh
+suite tracking bash tests/track/run.sh
 suite real-programs bash tests/real/run.sh
 suite cpython-suite bash tests/real/cpython-suite.sh
 if [ -f bench/run.py ]; then
+    suite track-overhead-smoke python3 bench/track/overhead.py --quick
     suite bench-smoke bash -c 'python3 bench/run.py --smoke &&
         THREADS="1 2" RUNS=1 ITERS=20000 TABLE=1024 bash bench/scaling.sh "$(mktemp)"'
     suite rust-bench-smoke python3 bench/run.py --smoke --rust

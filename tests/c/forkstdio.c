@@ -10,6 +10,8 @@
  * getline reallocs while it holds its FILE's lock), a thread calls fflush(NULL) (it holds the
  * stdio list lock and takes each FILE's lock), another printf()s to a stream of its own, and
  * the main thread forks FORKS times; each child allocates, writes with stdio and exits.
+ * Part 3: four threads fork at the same time (glibc's tst-malloc-fork-deadlock forks from
+ * several threads).
  * Part 2: a thread sends SIGUSR1 to the main thread without pause while it forks, mallocs and
  * frees in a loop; the handler forks too, and its child allocates and exits. So a handler's
  * fork runs inside the main thread's fork (prepare handler, kernel call, parent or child
@@ -213,12 +215,57 @@ static void part2(int want)
           "%d of %d", good, forks);
 }
 
+/* Part 3: several threads fork at the same time (glibc runs atfork prepare handlers without
+ * a lock of its own, so two can be inside them together), while another allocates. */
+static void *concurrent_forker(void *arg)
+{
+    int n = *(int *)arg, good = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            child_work(0);
+        if (pid > 0)
+            good += wait_child(pid);
+    }
+    return (void *)(long)good;
+}
+
+static void *allocator_loop(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop)) {
+        void *p = malloc(100);
+        free(p);
+    }
+    return NULL;
+}
+
+static void part3(int n)
+{
+    atomic_store(&stop, 0);
+    pthread_t f[4], a;
+    pthread_create(&a, NULL, allocator_loop, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&f[i], NULL, concurrent_forker, &n);
+    long good = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(f[i], &r);
+        good += (long)r;
+    }
+    atomic_store(&stop, 1);
+    pthread_join(a, NULL);
+    check(good == 4L * n, "concurrent: four threads forking at once", "%ld of %d children clean",
+          good, 4 * n);
+}
+
 int main(int argc, char **argv)
 {
     int forks = argc > 1 ? atoi(argv[1]) : 300;
     int sforks = argc > 2 ? atoi(argv[2]) : 300;
     alarm(170); /* watchdog: a hang dies of SIGALRM */
     part1(forks);
+    part3(forks / 3 + 1);
     if (sforks > 0)
         part2(sforks);
     return finish("forkstdio");

@@ -47,8 +47,9 @@ for mode in full summary sample; do
         [ $scenario = sample ] && [ $mode = summary ] && continue
         [ $scenario = dlopen ] && [ $mode != full ] && continue
         out=$work/$mode-$scenario
-        if ! OXMALLOC_TRACK=$mode OXMALLOC_OUT=$out LD_PRELOAD=$lib \
-            timeout 120 "$build/trackee" $scenario "$build/libtrackee_dl.so" >"$work/stdout" 2>"$work/stderr" || ! grep -q "trackee done" "$work/stdout"; then
+        if ! timeout 120 env OXMALLOC_TRACK=$mode OXMALLOC_OUT=$out LD_PRELOAD=$lib \
+            "$build/trackee" $scenario "$build/libtrackee_dl.so" >"$work/stdout" 2>"$work/stderr" ||
+            ! grep -q "trackee done" "$work/stdout"; then
             bad "$mode/$scenario: trackee ran"
             sed 's/^/    | /' "$work/stderr" | tail -n 5
             continue
@@ -129,7 +130,7 @@ if [ $rc = 0 ] && grep -q "trackee done" "$work/o" && [ "$left" = 0 ]; then
 else
     bad "file-size limit: rc $rc, $left files left; $(head -c 300 "$work/e")"
 fi
-OXMALLOC_TRACK=fulll LD_PRELOAD=$lib true 2>"$work/e"
+OXMALLOC_TRACK=fulll LD_PRELOAD=$lib /bin/true 2>"$work/e"
 rc=$?
 if [ $rc = 0 ] && grep -q "OXMALLOC_TRACK=fulll" "$work/e"; then ok "bad OXMALLOC_TRACK: one line, program runs"; else bad "bad OXMALLOC_TRACK: rc $rc"; fi
 

@@ -1,8 +1,11 @@
-//! `oxmalloc`: run a program with liboxmalloc preloaded.
+//! `oxmalloc`: run a program with liboxmalloc preloaded, and read its tracking snapshots.
 //!
 //! ```text
-//! oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...]
+//! oxmalloc run [--stats | --stats-file FILE] [--lib PATH] [--track MODE [--out DIR] [--every SECS]] -- CMD [ARGS...]
+//! oxmalloc report DIR|FILE [--format text|json|pprof|folded] [-o OUT] [--by ...] [--top N]
 //! ```
+//!
+//! The report logic lives in the oxmalloc-report crate; this file only parses arguments.
 //!
 //! The library is looked up, in order:
 //!
@@ -46,7 +49,10 @@ const HELP: &str = "\
 oxmalloc: run a program with the oxmalloc allocator (liboxmalloc.so) preloaded.
 
 Usage:
-  oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...]
+  oxmalloc run [--stats | --stats-file FILE] [--lib PATH]
+               [--track MODE [--out DIR] [--every SECS]] -- CMD [ARGS...]
+  oxmalloc report DIR|FILE [--format text|json|pprof|folded] [-o OUT]
+               [--by site|library|thread|size] [--top N] [--sample-type TYPE]
   oxmalloc --help
   oxmalloc --version
 
@@ -58,7 +64,15 @@ Options for `run`:
                  (mode 0600, replaced atomically, never through a symlink;
                  %p in FILE becomes CMD's pid)
   --lib PATH     use this liboxmalloc.so
+  --track MODE   record where memory goes: summary, sample[:SIZE] or full
+                 (docs/tracking.md); the summary is printed when CMD exits
+  --out DIR      where the snapshots go (default oxmalloc-track)
+  --every SECS   also write a snapshot every SECS seconds
   --             end of options; everything after it is CMD and its ARGS
+
+`report` reads the latest snapshot of DIR (or FILE) and writes text (the
+default), json, pprof (gzipped profile.proto, for go tool pprof) or folded
+stacks; see `oxmalloc report --help`.
 
 The library is, in order of preference: --lib PATH; $OXMALLOC_LIB;
 liboxmalloc.so next to the oxmalloc executable; or, when oxmalloc runs from a
@@ -118,6 +132,14 @@ fn real_main() -> Result<u8, Error> {
             };
             run(opts)
         }
+        Some("report") => match report(args.collect()) {
+            Ok(c) => Ok(c),
+            // a report that cannot be made: one line, exit status 1
+            Err(e) => {
+                eprintln!("oxmalloc: {e}");
+                Ok(1)
+            }
+        },
         _ => err(format!(
             "unknown subcommand or option '{}' (try 'oxmalloc --help')",
             first.to_string_lossy()
@@ -138,6 +160,10 @@ struct RunOpts {
     /// --stats-file: the report goes to this file (written atomically) instead of stderr.
     stats_file: Option<OsString>,
     lib: Option<OsString>,
+    /// --track MODE (validated), --out DIR, --every SECS.
+    track: Option<String>,
+    out: Option<OsString>,
+    every: Option<u64>,
     /// CMD followed by its ARGS; never empty.
     command: Vec<OsString>,
 }
@@ -151,6 +177,9 @@ fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
     let mut stats = false;
     let mut stats_file = None;
     let mut lib = None;
+    let mut track = None;
+    let mut out = None;
+    let mut every = None;
     let mut it = args.into_iter();
     let mut command = Vec::new();
     while let Some(arg) = it.next() {
@@ -184,6 +213,50 @@ fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
                 return err("option '--lib' needs a PATH argument");
             }
             lib = Some(OsStr::from_bytes(p).to_os_string());
+        } else if let Some(name) = [b"--track" as &[u8], b"--out", b"--every"]
+            .into_iter()
+            .find(|n| bytes == *n || (bytes.starts_with(n) && bytes.get(n.len()) == Some(&b'=')))
+        {
+            let v = if bytes.len() > name.len() {
+                OsStr::from_bytes(&bytes[name.len() + 1..]).to_os_string()
+            } else {
+                match it.next() {
+                    Some(v) => v,
+                    None => {
+                        return err(format!(
+                            "option '{}' needs a value",
+                            String::from_utf8_lossy(name)
+                        ))
+                    }
+                }
+            };
+            if v.is_empty() {
+                return err(format!(
+                    "option '{}' needs a value",
+                    String::from_utf8_lossy(name)
+                ));
+            }
+            match name {
+                b"--track" => {
+                    if oxmalloc_track::parse_mode(v.as_bytes()).is_none() {
+                        return err(format!(
+                            "--track {}: not off, summary, sample[:SIZE] or full",
+                            v.to_string_lossy()
+                        ));
+                    }
+                    track = Some(v.to_string_lossy().into_owned());
+                }
+                b"--out" => out = Some(v),
+                _ => match v.to_str().and_then(|s| s.parse::<u64>().ok()) {
+                    Some(n) if n > 0 => every = Some(n),
+                    _ => {
+                        return err(format!(
+                            "--every {}: not a whole number of seconds above 0",
+                            v.to_string_lossy()
+                        ))
+                    }
+                },
+            }
         } else if bytes.starts_with(b"-") && bytes.len() > 1 {
             return err(format!(
                 "unknown option '{}' for 'run' (put the command after '--')",
@@ -201,10 +274,16 @@ fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
             "no command given (usage: oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...])",
         );
     }
+    if track.is_none() && (out.is_some() || every.is_some()) {
+        return err("--out and --every go with --track MODE");
+    }
     Ok(Parsed::Run(RunOpts {
         stats,
         stats_file,
         lib,
+        track,
+        out,
+        every,
         command,
     }))
 }
@@ -253,14 +332,199 @@ fn run(opts: RunOpts) -> Result<u8, Error> {
         );
     }
 
+    let track_dir = match &opts.track {
+        Some(mode) if mode != "off" => {
+            let dir = PathBuf::from(opts.out.clone().unwrap_or_else(|| "oxmalloc-track".into()));
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            cmd.env("OXMALLOC_TRACK", mode).env("OXMALLOC_OUT", &dir);
+            match opts.every {
+                Some(n) => cmd.env("OXMALLOC_TRACK_EVERY", n.to_string()),
+                None => cmd.env_remove("OXMALLOC_TRACK_EVERY"),
+            };
+            Some(dir)
+        }
+        Some(_) => {
+            cmd.env_remove("OXMALLOC_TRACK");
+            None
+        }
+        None => None,
+    };
+
     let signals = signals::IgnoreWhileWaiting::install();
     signals.restore_in_child(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| spawn_error(program, e))?;
+    let pid = child.id();
     let status = child
         .wait()
         .map_err(|e| Error(format!("waiting for {}: {e}", program.to_string_lossy())))?;
     drop(signals);
+    if let Some(dir) = track_dir {
+        print_track_summary(&dir, pid);
+    }
     Ok(exit_code(status))
+}
+
+/// After a tracked run: the text summary of the command's last snapshot, and how to read the
+/// rest. Problems are one line each; the command's exit status is kept either way.
+fn print_track_summary(dir: &Path, pid: u32) {
+    match oxmalloc_report::summary_of_latest(dir, Some(pid), 10) {
+        Ok((file, text)) => {
+            let mut e = io::stderr().lock();
+            let _ = write!(e, "{text}");
+            let _ = writeln!(
+                e,
+                "oxmalloc: snapshots in {} (latest {}); read them with: oxmalloc report {} [--format pprof -o prof.pb.gz]",
+                dir.display(),
+                file.display(),
+                dir.display()
+            );
+        }
+        Err(e) => eprintln!("oxmalloc: no tracking snapshot of process {pid}: {e}"),
+    }
+}
+
+// ------------------------------------------------------------------ report
+
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "oxmalloc report",
+    about = "Reads a tracking snapshot and writes a report"
+)]
+struct ReportArgs {
+    /// A snapshot file, or a directory (its latest snapshot).
+    path: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: FormatArg,
+    /// Write to this file (whole or not at all) instead of stdout.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// How the text report groups (and folded stacks are rooted).
+    #[arg(long, value_enum)]
+    by: Option<ByArg>,
+    /// Entries per list in the text report.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// The value folded stacks carry (pprof carries all four).
+    #[arg(long, value_enum, default_value = "inuse_space")]
+    sample_type: SampleArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum FormatArg {
+    Text,
+    Json,
+    Pprof,
+    Folded,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ByArg {
+    Site,
+    Library,
+    Thread,
+    Size,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+#[clap(rename_all = "snake_case")]
+enum SampleArg {
+    InuseSpace,
+    InuseObjects,
+    AllocSpace,
+    AllocObjects,
+}
+
+fn report(args: Vec<OsString>) -> Result<u8, Error> {
+    use clap::Parser;
+    use oxmalloc_report::{By, Format, Options, SampleType};
+    let mut argv = vec![OsString::from("oxmalloc report")];
+    argv.extend(args);
+    let a = match ReportArgs::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            let msg = e.to_string();
+            let first = msg
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            return err(format!("report: {first} (see 'oxmalloc report --help')"));
+        }
+        Err(e) => {
+            print_stdout(e.to_string().trim_end());
+            return Ok(0);
+        }
+    };
+    let format = match a.format {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+        FormatArg::Pprof => Format::Pprof,
+        FormatArg::Folded => Format::Folded,
+    };
+    if matches!(format, Format::Pprof)
+        && a.output.is_none()
+        && io::IsTerminal::is_terminal(&io::stdout())
+    {
+        return err("report: pprof output is binary: give -o FILE or redirect stdout");
+    }
+    let opts = Options {
+        by: a.by.map(|b| match b {
+            ByArg::Site => By::Site,
+            ByArg::Library => By::Library,
+            ByArg::Thread => By::Thread,
+            ByArg::Size => By::Size,
+        }),
+        top: a.top,
+        sample_type: match a.sample_type {
+            SampleArg::InuseSpace => SampleType::InuseSpace,
+            SampleArg::InuseObjects => SampleType::InuseObjects,
+            SampleArg::AllocSpace => SampleType::AllocSpace,
+            SampleArg::AllocObjects => SampleType::AllocObjects,
+        },
+    };
+    let bytes =
+        oxmalloc_report::render(&a.path, format, &opts).map_err(|e| Error(e.to_string()))?;
+    match &a.output {
+        Some(out) => write_whole(out, &bytes)
+            .map_err(|e| Error(format!("cannot write {}: {e}", out.display())))?,
+        None => {
+            let mut o = io::stdout().lock();
+            if let Err(e) = o.write_all(&bytes).and_then(|_| o.flush()) {
+                if e.kind() != io::ErrorKind::BrokenPipe {
+                    return err(format!("writing the report: {e}"));
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temporary file beside it, then rename.
+fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("not a file name"))?;
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let r = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 fn spawn_error(program: &OsStr, e: io::Error) -> Error {

@@ -123,7 +123,9 @@ fn help() {
         assert!(o.status.success(), "{args:?}");
         let out = stdout(&o);
         assert!(
-            out.contains("oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD"),
+            out.contains("oxmalloc run [--stats | --stats-file FILE] [--lib PATH]")
+                && out.contains("[--track MODE [--out DIR] [--every SECS]] -- CMD")
+                && out.contains("oxmalloc report DIR|FILE"),
             "{out}"
         );
         assert!(out.contains("OXMALLOC_LIB"), "{out}");

@@ -492,6 +492,8 @@ static LOCKING: AtomicU8 = AtomicU8::new(0);
 /// The stdio list lock: 0 not ours, 1 being taken, 2 held, 3 was held but a nested fork's child
 /// found it reset by glibc (so the outer fork must not release it again).
 static STDIO: AtomicU8 = AtomicU8::new(0);
+/// Held from fork_prepare to the end of fork_parent (reset in the child): one fork at a time.
+static FORK_LOCK: Mutex = Mutex::new();
 
 extern "C" {
     /// Non-zero while the process has never had a second thread (glibc 2.32+).
@@ -514,6 +516,10 @@ extern "C" fn fork_prepare() {
         NESTED.fetch_add(1, SeqCst);
         return;
     }
+    // glibc 2.36 runs prepare handlers without holding its own atfork lock, so two threads
+    // can fork at once (glibc's tst-malloc-fork-deadlock): one at a time through here, or the
+    // second overwrites the first's state and the first never releases its locks.
+    FORK_LOCK.lock();
     FORKING.store(me as usize, SeqCst);
     // SAFETY: this thread's cache.
     let (held, holds_list) = unsafe { ((*me).held, (*me).holds_list) };
@@ -575,6 +581,7 @@ extern "C" fn fork_parent() {
         }
     }
     FORKING.store(0, SeqCst);
+    FORK_LOCK.unlock();
 }
 
 extern "C" fn fork_child() {
@@ -593,6 +600,7 @@ extern "C" fn fork_child() {
         FORK_OWNER.store(0, Relaxed);
         STDIO.store(0, SeqCst);
         FORKING.store(0, SeqCst);
+        FORK_LOCK.reset();
     }
     let held = INTERRUPTED.load(Relaxed);
     // SAFETY: the child has one thread; the locks' former holders do not exist here.

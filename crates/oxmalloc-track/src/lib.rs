@@ -653,7 +653,13 @@ unsafe extern "C" fn on_fork(phase: u32) {
 fn fork_prepare() {
     // A fork from a signal handler that interrupted this thread inside the site table must
     // not wait for itself.
-    if sites::OWNER.load(Relaxed) == tls::current() as usize {
+    // A fork from a signal handler that interrupted this very thread inside the recorder
+    // (its guard is up, and it may hold any of the recorder's locks) takes none of them: the
+    // parent resumes the interrupted work, the child resets every lock.
+    // SAFETY: this thread's record.
+    if sites::OWNER.load(Relaxed) == tls::current() as usize
+        || unsafe { (*tls::current()).guard } != 0
+    {
         TAKEN.store(0, Relaxed);
         return;
     }

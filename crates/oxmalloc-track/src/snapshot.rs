@@ -103,10 +103,8 @@ pub fn render(b: &mut Buf, reason: &[u8], seq: u64) {
     let nsites = sites::NSITES.load(Acquire);
     for id in 1..nsites {
         let s = sites::site(id);
+        // every site, those with no block too (a mapping's site charges no block)
         let [a, ab, f, fb] = s.figures();
-        if a == 0 && f == 0 {
-            continue;
-        }
         b.push(b"site ");
         b.dec(id as u64);
         b.sp();
