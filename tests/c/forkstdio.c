@@ -12,12 +12,15 @@
  * the main thread forks FORKS times; each child allocates, writes with stdio and exits.
  * Part 3: four threads fork at the same time (glibc's tst-malloc-fork-deadlock forks from
  * several threads).
- * Part 2: a thread sends SIGUSR1 to the main thread without pause while it forks, mallocs and
- * frees in a loop; the handler forks too, and its child allocates and exits. So a handler's
- * fork runs inside the main thread's fork (prepare handler, kernel call, parent or child
- * handler), malloc or free. glibc 2.36 itself deadlocks in part 2 (a handler's fork that
- * interrupted _int_malloc waits in __malloc_fork_lock_parent for the main arena's lock its
- * own thread holds), so run.sh runs part 2 under oxmalloc only.
+ * Part 2 (run first, while the process has never had a second thread): a sender process
+ * sends SIGUSR1 to the main process without pause while it forks, mallocs and frees in a
+ * loop; the handler forks too, and its child allocates and exits. So a handler's fork runs
+ * inside the main loop's fork (prepare handler, kernel call, parent or child handler), malloc
+ * or free. The sender is a process, not a thread, as in glibc's tst-mallocfork2: once a
+ * process has had a second thread, glibc 2.36's fork holds its own atfork lock from the end
+ * of the prepare handlers until the parent/child handlers, so a handler's fork landing in that
+ * window waits for its own thread whatever the malloc (seen in gdb: __run_prefork_handlers
+ * waiting on atfork_lock, with _Fork below the signal frame).
  */
 #include "common.h"
 #include <pthread.h>
@@ -142,8 +145,6 @@ static void part1(int forks)
     check(lines > 0, "stdio: readers made progress", "%ld lines read", lines);
 }
 
-static pthread_t main_thread;
-static atomic_int sender_stop;
 static volatile sig_atomic_t handler_forks, handler_bad;
 
 static void on_usr1(int sig)
@@ -164,15 +165,14 @@ static void on_usr1(int sig)
     errno = saved;
 }
 
-static void *sender(void *arg)
+/* The sender: SIGUSR1 to the target process every 20 µs until killed or the target is gone. */
+static void sender(pid_t target)
 {
-    (void)arg;
     struct timespec ts = {0, 20000};
-    while (!atomic_load(&sender_stop)) {
-        pthread_kill(main_thread, SIGUSR1);
+    alarm(170);
+    while (kill(target, SIGUSR1) == 0)
         nanosleep(&ts, NULL);
-    }
-    return NULL;
+    _exit(0);
 }
 
 static void part2(int want)
@@ -182,13 +182,16 @@ static void part2(int want)
     sa.sa_handler = on_usr1;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
-    main_thread = pthread_self();
-    pthread_t th;
-    pthread_create(&th, NULL, sender, NULL);
+    pid_t me = getpid();
+    pid_t snd = fork();
+    if (snd == 0) {
+        signal(SIGUSR1, SIG_IGN);
+        sender(me);
+    }
     int forks = 0, good = 0;
     time_t end = time(NULL) + 60;
     void *keep[16] = {0};
-    for (int i = 0; handler_forks < want && time(NULL) < end; i++) {
+    for (int i = 0; (handler_forks < want || forks < want / 10) && time(NULL) < end; i++) {
         /* malloc and free of several sizes (slow paths included), then a fork */
         for (int j = 0; j < 16; j++) {
             free(keep[j]);
@@ -202,9 +205,12 @@ static void part2(int want)
             forks++;
         }
     }
-    atomic_store(&sender_stop, 1);
-    pthread_join(th, NULL);
     signal(SIGUSR1, SIG_IGN);
+    if (snd > 0) {
+        kill(snd, SIGKILL);
+        while (waitpid(snd, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
     for (int j = 0; j < 16; j++)
         free(keep[j]);
     check(handler_forks >= want, "signal: forks from a handler, hundreds",
@@ -264,9 +270,9 @@ int main(int argc, char **argv)
     int forks = argc > 1 ? atoi(argv[1]) : 300;
     int sforks = argc > 2 ? atoi(argv[2]) : 300;
     alarm(170); /* watchdog: a hang dies of SIGALRM */
+    if (sforks > 0)
+        part2(sforks); /* first: before any thread exists */
     part1(forks);
     part3(forks / 3 + 1);
-    if (sforks > 0)
-        part2(sforks);
     return finish("forkstdio");
 }

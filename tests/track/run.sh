@@ -152,15 +152,21 @@ done
 if "$cli" report "$work/no-such-dir" >/dev/null 2>"$work/e"; then bad "report of a missing path fails"; else ok "report of a missing path: $(cat "$work/e")"; fi
 
 # ---- the C test programs under tracking (fork, threads, signals, exit). threadchurn is left
-# out: its RSS bound (20,000 threads) does not allow for the tracker's 2 KiB per thread slot.
-for mode in full sample; do
+# out: its RSS bound (20,000 threads) does not allow for the tracker's 3 KiB per thread slot.
+# full+harden: the hardened mode's canaries under the tracker (the hook runs inside malloc,
+# before the canary is armed).
+for variant in full sample full+harden; do
+    mode=${variant%+harden}
+    harden=0
+    [ "$variant" != "$mode" ] && harden=1
     for prog in forktest forkstdio lifecycle sigfork stress; do
+        [ $harden = 1 ] && [ "$prog" != forkstdio ] && [ "$prog" != stress ] && continue
         [ -x "$build/$prog" ] || gcc -O2 -pthread -Itests/c -o "$build/$prog" "tests/c/$prog.c" -ldl 2>/dev/null
-        if timeout 300 env OXMALLOC_TRACK=$mode OXMALLOC_OUT=$work/c-$mode-$prog LD_PRELOAD=$lib \
+        if timeout 300 env OXMALLOC_TRACK=$mode OXMALLOC_HARDEN=$harden OXMALLOC_OUT=$work/c-$variant-$prog LD_PRELOAD=$lib \
             "$build/$prog" >"$work/o" 2>&1 && grep -qE "^$prog: [0-9]+ passed, 0 failed" "$work/o"; then
-            ok "$mode: tests/c/$prog passes under tracking"
+            ok "$variant: tests/c/$prog passes under tracking"
         else
-            bad "$mode: tests/c/$prog under tracking"
+            bad "$variant: tests/c/$prog under tracking"
             grep -E '^not ok' "$work/o" | head -n 5 | sed 's/^/    | /'
             tail -n 3 "$work/o" | sed 's/^/    | /'
         fi

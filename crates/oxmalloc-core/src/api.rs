@@ -652,6 +652,22 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     }
 }
 
+/// The usable size of live block `p` from its chunk header alone (no hardened-mode canary
+/// check): what the tracker reads, also from inside the allocation before the canary is armed.
+///
+/// # Safety
+/// `p` is null or a block this allocator handed out and that is not yet freed.
+pub unsafe fn chunk_usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: p is validated before its header is used.
+    unsafe {
+        checked_head(p, Caller::UsableSize);
+        crate::chunk::usable_size(mem2chunk(p))
+    }
+}
+
 /// malloc_trim: returns free memory to the OS in every arena; 1 if any was released.
 pub fn trim(pad: usize) -> i32 {
     global::ensure_init();

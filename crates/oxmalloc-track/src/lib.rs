@@ -245,23 +245,24 @@ fn ensure_slot(r: *mut tls::ThreadRec) -> u32 {
     }
 }
 
-fn site_with_stack(r: *mut tls::ThreadRec, slot: u32, depth: usize) -> u32 {
+fn site_with_stack(slot: u32, depth: usize) -> u32 {
     let mut frames = [0usize; unwind::MAX_FRAMES];
     let d = unwind::capture(&mut frames[..depth]);
     let f = &frames[..d];
     let sh = sites::hash_frames(f);
     let key = sites::site_hash(sh, slot);
-    let i = (key as usize) & (tls::SITE_CACHE - 1);
-    // SAFETY: r is this thread's record.
-    unsafe {
-        if (*r).cache_hash[i] == key {
-            return (*r).cache_site[i];
-        }
-        let id = site_for_locked(f, sh, slot);
-        (*r).cache_hash[i] = key;
-        (*r).cache_site[i] = id;
-        id
+    let i = (key as usize) & (threads::SITE_CACHE - 1);
+    if slot == threads::SHARED_SLOT {
+        return site_for_locked(f, sh, slot);
     }
+    let s = threads::slot(slot);
+    if s.cache_hash[i].load(Relaxed) == key {
+        return s.cache_site[i].load(Relaxed);
+    }
+    let id = site_for_locked(f, sh, slot);
+    s.cache_hash[i].store(key, Relaxed);
+    s.cache_site[i].store(id, Relaxed);
+    id
 }
 
 fn site_for_locked(f: &[usize], sh: u64, slot: u32) -> u32 {
@@ -287,8 +288,8 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
         t.peak_blocks.fetch_max(blocks, Relaxed);
     }
     let site = match cfg.mode {
-        Mode::Full => site_with_stack(r, slot, unwind::MAX_FRAMES),
-        Mode::Summary => site_with_stack(r, slot, SUMMARY_DEPTH),
+        Mode::Full => site_with_stack(slot, unwind::MAX_FRAMES),
+        Mode::Summary => site_with_stack(slot, SUMMARY_DEPTH),
         _ => {
             // SAFETY: r is this thread's record.
             unsafe {
@@ -300,7 +301,7 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
                 }
                 if (*r).countdown <= 0 {
                     (*r).countdown = math::exp_interval(&mut (*r).rng, cfg.interval);
-                    site_with_stack(r, slot, unwind::MAX_FRAMES)
+                    site_with_stack(slot, unwind::MAX_FRAMES)
                 } else {
                     if (*r).nostack_site == 0 {
                         (*r).nostack_site = site_for_locked(&[], sites::hash_frames(&[]), slot);
@@ -312,7 +313,7 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
     };
     sites::charge_alloc(site, n);
     // SAFETY: p is the live block just handed out.
-    let usable = unsafe { oxmalloc_core::api::usable_size(p) };
+    let usable = unsafe { oxmalloc_core::api::chunk_usable_size(p) };
     shadow::set(p as usize, site, n, usable);
 }
 
@@ -354,7 +355,7 @@ unsafe extern "C" fn on_free(p: *mut u8) {
             return;
         }
         (*r).guard = 1;
-        let n = shadow::size_of(p as usize, w, oxmalloc_core::api::usable_size(p));
+        let n = shadow::size_of(p as usize, w, oxmalloc_core::api::chunk_usable_size(p));
         record_free(r, w, n);
         (*r).guard = 0;
     }
@@ -378,7 +379,7 @@ unsafe extern "C" fn on_realloc_begin(old: *mut u8) {
         (*r).realloc_word = w;
         if w != 0 {
             (*r).realloc_size =
-                shadow::size_of(old as usize, w, oxmalloc_core::api::usable_size(old));
+                shadow::size_of(old as usize, w, oxmalloc_core::api::chunk_usable_size(old));
         }
     }
 }
@@ -428,7 +429,7 @@ fn mapping_call(call: impl FnOnce() -> isize, update: impl FnOnce(isize, u32)) -
         }
         (*r).guard = 1;
         let slot = ensure_slot(r);
-        let site = site_with_stack(r, slot, unwind::MAX_FRAMES);
+        let site = site_with_stack(slot, unwind::MAX_FRAMES);
         maps::LOCK.lock();
         let res = call();
         if res >= 0 {

@@ -18,7 +18,16 @@ pub struct Slot {
     /// Per class: allocations, requested bytes, frees, freed bytes (frees are charged to the
     /// thread that frees).
     pub classes: [[AtomicU64; 4]; CLASSES],
+    /// Stack hash → site id of this thread's recent stacks (kept here, not in TLS: the
+    /// library's static TLS must fit glibc's surplus for a late dlopen).
+    pub cache_hash: [AtomicU64; SITE_CACHE],
+    pub cache_site: [AtomicU32; SITE_CACHE],
 }
+
+/// Entries of the per-thread cache of sites (by stack hash).
+pub const SITE_CACHE: usize = 64;
+/// The slot all threads share once the others are taken (its site cache is not used).
+pub const SHARED_SLOT: u32 = MAX_SLOTS as u32 - 1;
 
 static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
 pub static NSLOTS: AtomicU32 = AtomicU32::new(1);

@@ -2,9 +2,6 @@
 //! call, no allocation: `#[thread_local]` is unstable and std's thread_local may allocate).
 //! Zeroed for every new thread, which reads as "no slot yet".
 
-/// Entries of the per-thread cache of sites (by stack hash).
-pub const SITE_CACHE: usize = 64;
-
 #[repr(C)]
 pub struct ThreadRec {
     /// Non-zero while this thread runs recorder code (its own calls are not recorded) or
@@ -21,14 +18,11 @@ pub struct ThreadRec {
     /// realloc: the old block's shadow word and size, taken in on_realloc_begin.
     pub realloc_word: u32,
     pub realloc_size: usize,
-    /// Stack hash → site id of recent stacks.
-    pub cache_hash: [u64; SITE_CACHE],
-    pub cache_site: [u32; SITE_CACHE],
 }
 
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
-    ".p2align 6",
+    ".p2align 3",
     ".globl oxmalloc_track_thread",
     ".hidden oxmalloc_track_thread",
     ".type oxmalloc_track_thread,@object",
