@@ -44,7 +44,7 @@ for arg in "$@"; do
     *) progs+=("$arg") ;;
     esac
 done
-[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest forkstdio threadchurn lifecycle tunables sigfork glibcedge abuse oom chaos)
+[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest forkstdio threadchurn lifecycle tunables mxfast sigfork glibcedge abuse oom chaos)
 
 lib=${OXMALLOC_LIB:-target/release/liboxmalloc.so}
 case $lib in /*) ;; *) lib=$root/$lib ;; esac
@@ -117,6 +117,12 @@ for name in "${progs[@]}"; do
         "GLIBC_TUNABLES=glibc.malloc.arena_max=2 -- 1 2"
     )
     [ "$name" != tunables ] && variants=("--")
+    # mxfast: with the thread cache off, the default fast bins (1) and glibc.malloc.mxfast=0 (0).
+    [ "$name" = mxfast ] && variants=(
+        "--"
+        "GLIBC_TUNABLES=glibc.malloc.tcache_count=0 -- 1"
+        "GLIBC_TUNABLES=glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0 -- 0"
+    )
     # chaos: a bounded CI slice (SECONDS THREADS); CHAOS_SECONDS=N runs it longer.
     [ "$name" = chaos ] && variants=("-- ${CHAOS_SECONDS:-8} 4")
     # sigfork is oxmalloc-only: glibc 2.36 itself corrupts its heap in such children

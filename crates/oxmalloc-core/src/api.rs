@@ -687,5 +687,18 @@ pub fn trim(pad: usize) -> i32 {
 
 pub fn mallopt(param: i32, value: i32) -> i32 {
     global::ensure_init();
+    if param == tunables::M_MXFAST {
+        // As glibc's mallopt: empty the fast bins before their limit changes, so none holds
+        // a chunk the new limit no longer serves (every arena here; glibc does the main one).
+        let secret = global::SECRET.load(Relaxed);
+        global::for_each_arena(|a| {
+            // SAFETY: a is a live arena from the list, locked while it is consolidated.
+            unsafe {
+                lock_arena(a);
+                (*a).consolidate(secret);
+                unlock_arena(a);
+            }
+        });
+    }
     tunables::mallopt(param, value)
 }

@@ -334,7 +334,7 @@ impl Arena {
         // the lists are consistent under the lock.
         unsafe {
             self.drain_remote_chunks(secret);
-            if nb <= MAX_FAST_CHUNK {
+            if nb <= crate::tunables::max_fast() {
                 let c = self.fastbin_pop(nb, secret);
                 if !c.is_null() {
                     return c;
@@ -456,7 +456,7 @@ impl Arena {
         }
     }
 
-    /// Takes a chunk of size `nb` (<= MAX_FAST_CHUNK) from its fast bin, or null, checking the
+    /// Takes a chunk of size `nb` (a fast-bin size) from its fast bin, or null, checking the
     /// link it follows and the chunk's header first. Lock held.
     #[inline]
     unsafe fn fastbin_pop(&mut self, nb: usize, secret: usize) -> *mut u8 {
@@ -498,7 +498,7 @@ impl Arena {
         // or out of one in-use chunk int_malloc just returned.
         unsafe {
             let mut got = 0;
-            if nb <= MAX_FAST_CHUNK {
+            if nb <= crate::tunables::max_fast() {
                 while got < want {
                     let c = self.fastbin_pop(nb, secret);
                     if c.is_null() {
@@ -597,7 +597,7 @@ impl Arena {
     pub unsafe fn int_free(&mut self, c: *mut u8, sz: usize, secret: usize) {
         // SAFETY: c is an in-use, non-mmapped chunk of this arena.
         unsafe {
-            if sz <= MAX_FAST_CHUNK {
+            if sz <= crate::tunables::max_fast() {
                 let i = fastbin_index(sz);
                 let old = self.fastbins[i];
                 if old == c {

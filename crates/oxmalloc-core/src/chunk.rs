@@ -55,10 +55,22 @@ pub fn tag_ok(c: *mut u8, h: usize) -> bool {
     h & TAG_MASK == tag(c, h & SIZE_BITS)
 }
 
-/// Largest request served from fast bins (glibc's default M_MXFAST on 64-bit).
-pub const MAX_FAST_REQUEST: usize = 128;
-pub const MAX_FAST_CHUNK: usize = 144; // request2size(128)
-pub const NFASTBINS: usize = (MAX_FAST_CHUNK >> 4) - 1; // chunk sizes 32..=144
+/// glibc's default M_MXFAST on 64-bit (64 * SIZE_SZ / 4), a request size.
+pub const DEFAULT_MXFAST: usize = 128;
+/// The largest M_MXFAST glibc accepts (MAX_FAST_SIZE = 80 * SIZE_SZ / 4).
+pub const MAX_FAST_SIZE: usize = 160;
+/// Fast bins for every chunk size M_MXFAST can reach: 32..=176 (glibc's NFASTBINS, 10).
+pub const NFASTBINS: usize = fastbin_index(request2size(MAX_FAST_SIZE)) + 1;
+
+/// The largest chunk size the fast bins take for M_MXFAST `s` (glibc's set_max_fast): 0 (or
+/// anything below 8) turns them off; the default 128 gives 128, so requests up to 120 bytes.
+pub const fn max_fast_chunk(s: usize) -> usize {
+    if s <= ALIGN_MASK - SIZE_SZ {
+        MINSIZE / 2
+    } else {
+        (s + SIZE_SZ) & !ALIGN_MASK
+    }
+}
 
 /// tcache: 64 bins, 16 bytes apart, requests up to 1032 bytes (chunk sizes 32..=1040).
 pub const TCACHE_BINS: usize = 64;
@@ -231,7 +243,11 @@ mod tests {
         assert_eq!(request2size(128), 144);
         assert_eq!(request2size(1032), 1040);
         assert_eq!(tcache_index(request2size(1032)), 63);
-        assert_eq!(fastbin_index(MAX_FAST_CHUNK), NFASTBINS - 1);
+        assert_eq!(NFASTBINS, 10);
+        assert_eq!(max_fast_chunk(DEFAULT_MXFAST), 128);
+        assert_eq!(max_fast_chunk(0), 16);
+        assert_eq!(max_fast_chunk(MAX_FAST_SIZE), 160);
+        assert!(fastbin_index(max_fast_chunk(MAX_FAST_SIZE)) < NFASTBINS);
     }
 
     #[test]

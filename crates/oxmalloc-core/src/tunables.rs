@@ -16,6 +16,17 @@ pub const MAX_TCACHE_COUNT: usize = 65535;
 /// Largest request the tcache holds by default (glibc: 1032 bytes, 64 bins).
 pub const DEFAULT_TCACHE_MAX: usize = 1032;
 
+/// The largest chunk size the fast bins take (M_MXFAST, glibc.malloc.mxfast), as glibc's
+/// global_max_fast: read on the arena's slow paths only.
+pub static MAX_FAST: AtomicUsize =
+    AtomicUsize::new(crate::chunk::max_fast_chunk(crate::chunk::DEFAULT_MXFAST));
+
+/// The fast-bin limit now (a chunk size).
+#[inline(always)]
+pub fn max_fast() -> usize {
+    MAX_FAST.load(Relaxed)
+}
+
 pub static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
 pub static TRIM_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_TRIM_THRESHOLD);
 pub static TOP_PAD: AtomicUsize = AtomicUsize::new(DEFAULT_TOP_PAD);
@@ -57,9 +68,10 @@ pub fn mallopt(param: i32, value: i32) -> i32 {
     let as_size = value as isize as usize;
     match param {
         M_MXFAST => {
-            // Fast bins are sized at build time; accept glibc's legal range (up to
-            // MAX_FAST_SIZE = 80 * SIZE_SZ / 4 = 160 bytes on 64-bit), as glibc does.
-            if value >= 0 && value as usize <= 80 * crate::chunk::SIZE_SZ / 4 {
+            // glibc compares the value as a size_t: a negative one is refused. The caller
+            // (api::mallopt) consolidates the fast bins first, as glibc's mallopt does.
+            if as_size <= crate::chunk::MAX_FAST_SIZE {
+                MAX_FAST.store(crate::chunk::max_fast_chunk(as_size), Relaxed);
                 1
             } else {
                 0
@@ -167,6 +179,9 @@ pub fn apply(name: &[u8], value: &[u8]) {
         }
         b"perturb" => {
             mallopt(M_PERTURB, vi);
+        }
+        b"mxfast" if v <= crate::chunk::MAX_FAST_SIZE => {
+            MAX_FAST.store(crate::chunk::max_fast_chunk(v), Relaxed);
         }
         b"tcache_count" if v <= MAX_TCACHE_COUNT => {
             TCACHE_COUNT.store(v, Relaxed);
