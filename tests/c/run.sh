@@ -44,7 +44,7 @@ for arg in "$@"; do
     *) progs+=("$arg") ;;
     esac
 done
-[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest forkstdio threadchurn lifecycle tunables mxfast sigfork glibcedge abuse oom chaos)
+[ ${#progs[@]} -eq 0 ] && progs=(conformance regions stress forktest forkstdio threadchurn lifecycle tunables mxfast mcheck sigfork glibcedge abuse oom chaos)
 
 lib=${OXMALLOC_LIB:-target/release/liboxmalloc.so}
 case $lib in /*) ;; *) lib=$root/$lib ;; esac
@@ -131,6 +131,16 @@ for name in "${progs[@]}"; do
     # children die of its heap corruption, as in sigfork: glibc runs parts 1 and 3 only.
     glibc_variants=("${variants[@]}")
     [ "$name" = forkstdio ] && glibc_variants=("-- 300 0")
+    # mcheck: glibc checks (and reports exact usable sizes) only with its debug library
+    # preloaded; oxmalloc turns MALLOC_CHECK_=2/3 and glibc.malloc.check=3 into its hardened mode.
+    if [ "$name" = mcheck ]; then
+        dbg=$(ls /lib/x86_64-linux-gnu/libc_malloc_debug.so.0 /usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 2>/dev/null | head -n 1)
+        glibc_variants=("-- 0")
+        [ -n "$dbg" ] && glibc_variants+=("LD_PRELOAD=$dbg MALLOC_CHECK_=3 -- 1"
+            "LD_PRELOAD=$dbg GLIBC_TUNABLES=glibc.malloc.check=3 -- 1")
+        variants=("-- 0" "MALLOC_CHECK_=1 -- 0" "MALLOC_CHECK_=3 -- 1" "MALLOC_CHECK_=2 -- 1"
+            "GLIBC_TUNABLES=glibc.malloc.check=3 -- 1")
+    fi
     for v in "${glibc_variants[@]}"; do
         # shellcheck disable=SC2086
         [ $run_glibc = 1 ] && [ "$name" != sigfork ] && run_one "$name" glibc "" $v

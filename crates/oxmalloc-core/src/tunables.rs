@@ -187,10 +187,21 @@ pub fn apply(name: &[u8], value: &[u8]) {
             TCACHE_COUNT.store(v, Relaxed);
             TCACHE_COUNT_SET.store(true, Relaxed);
         }
+        // glibc.malloc.check / MALLOC_CHECK_: glibc (2.34+) checks only with its debug library
+        // preloaded, which then also reports exact usable sizes. A value that asks for an
+        // abort on corruption (2 or 3) turns on the hardened mode, which checks more and
+        // reports exact usable sizes; 1 (print and go on) and 0 change nothing.
+        b"check" if v & 2 != 0 => enable_harden(),
         b"tcache_max" => {
             TCACHE_MAX.store(v.min(crate::chunk::TCACHE_MAX_REQUEST), Relaxed);
         }
         _ => {}
+    }
+}
+
+fn enable_harden() {
+    if !HARDEN.swap(true, Relaxed) {
+        crate::hooks::intercept_for_hardening();
     }
 }
 
@@ -210,10 +221,12 @@ pub fn read_environment() {
             apply(name, v);
         }
     }
+    if let Some(v) = getenv(b"MALLOC_CHECK_\0") {
+        apply(b"check", v);
+    }
     if let Some(v) = getenv(b"OXMALLOC_HARDEN\0") {
         if parse_num(v).is_some_and(|n| n != 0) {
-            HARDEN.store(true, Relaxed);
-            crate::hooks::intercept_for_hardening();
+            enable_harden();
         }
     }
     // GLIBC_TUNABLES=glibc.malloc.NAME=VALUE:glibc.malloc.NAME=VALUE (other namespaces ignored).
