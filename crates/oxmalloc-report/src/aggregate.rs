@@ -201,9 +201,13 @@ pub struct Totals {
     pub reserved: u64,
     /// RSS of the oxmalloc and program-mmap regions.
     pub committed: u64,
-    /// Live requested bytes and blocks (the `totals` record, exact).
+    /// Live requested bytes and blocks: the `totals` record (exact), or in sample mode the
+    /// sum of the sites' estimates (the recorder keeps no exact live figures there).
     pub malloc_bytes: u64,
     pub malloc_blocks: u64,
+    /// Whether the live figures are estimates (sample mode): then the size classes' live
+    /// figures and the peaks are not known.
+    pub live_estimated: bool,
     pub mmap_reserved: u64,
     pub mmap_committed: u64,
 }
@@ -371,7 +375,8 @@ impl Aggregate {
             ))
         });
 
-        // Size classes (exact in every mode).
+        // Size classes: exact in every mode (in sample mode their frees are not kept: only the
+        // totals allocated mean anything there, and the live figures are left at 0).
         let mut by_class: BTreeMap<u32, SizeFigures> = BTreeMap::new();
         for c in &s.sizes {
             let (min, max) = c.range();
@@ -381,12 +386,12 @@ impl Aggregate {
                 max,
                 figures: Figures::default(),
             });
-            e.figures.add(&Figures::from_counts(
-                c.allocs,
-                c.alloc_bytes,
-                c.frees,
-                c.free_bytes,
-            ));
+            let mut f = Figures::from_counts(c.allocs, c.alloc_bytes, c.frees, c.free_bytes);
+            if s.mode == Mode::Sample {
+                f.live_bytes = 0;
+                f.live_blocks = 0;
+            }
+            e.figures.add(&f);
         }
         let sizes = by_class.into_values().collect();
 
@@ -445,11 +450,20 @@ impl Aggregate {
 
         let mmap_reserved: u64 = s.maps.iter().map(|m| m.len).sum();
         let mmap_committed = region_rss(s, "program-mmap");
+        let live_estimated = s.mode == Mode::Sample;
+        let (malloc_bytes, malloc_blocks) = if live_estimated {
+            sites.iter().fold((0, 0), |(b, n), x| {
+                (b + x.figures.live_bytes, n + x.figures.live_blocks)
+            })
+        } else {
+            (s.totals.live_bytes, s.totals.live_blocks)
+        };
         let totals = Totals {
             reserved: allocator.held + mmap_reserved,
             committed: allocator.resident + mmap_committed,
-            malloc_bytes: s.totals.live_bytes,
-            malloc_blocks: s.totals.live_blocks,
+            malloc_bytes,
+            malloc_blocks,
+            live_estimated,
             mmap_reserved,
             mmap_committed,
         };

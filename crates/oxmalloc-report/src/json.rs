@@ -45,8 +45,10 @@ struct Totals {
     committed: u64,
     malloc_live_bytes: u64,
     malloc_live_blocks: u64,
-    peak_bytes: u64,
-    peak_blocks: u64,
+    /// true in sample mode: the live figures are estimates, peaks null.
+    live_estimated: bool,
+    peak_bytes: Option<u64>,
+    peak_blocks: Option<u64>,
     total_bytes: u64,
     total_blocks: u64,
     mmap_reserved: u64,
@@ -104,8 +106,9 @@ struct SizeClass {
     class: u32,
     min: u64,
     max: u64,
-    live_bytes: u64,
-    live_blocks: u64,
+    /// null in sample mode (not kept).
+    live_bytes: Option<u64>,
+    live_blocks: Option<u64>,
     total_bytes: u64,
     total_blocks: u64,
 }
@@ -209,10 +212,11 @@ pub fn render(r: &Report) -> Result<Vec<u8>, Error> {
         totals: Totals {
             reserved: a.totals.reserved,
             committed: a.totals.committed,
-            malloc_live_bytes: s.totals.live_bytes,
-            malloc_live_blocks: s.totals.live_blocks,
-            peak_bytes: s.totals.peak_bytes,
-            peak_blocks: s.totals.peak_blocks,
+            malloc_live_bytes: a.totals.malloc_bytes,
+            malloc_live_blocks: a.totals.malloc_blocks,
+            live_estimated: a.totals.live_estimated,
+            peak_bytes: (!a.totals.live_estimated).then_some(s.totals.peak_bytes),
+            peak_blocks: (!a.totals.live_estimated).then_some(s.totals.peak_blocks),
             total_bytes: s.totals.total_bytes,
             total_blocks: s.totals.total_blocks,
             mmap_reserved: a.totals.mmap_reserved,
@@ -273,12 +277,13 @@ pub fn render(r: &Report) -> Result<Vec<u8>, Error> {
             .iter()
             .map(|c| {
                 let (live_bytes, live_blocks, total_bytes, total_blocks) = figs(&c.figures);
+                let known = !a.totals.live_estimated;
                 SizeClass {
                     class: c.class,
                     min: c.min,
                     max: c.max,
-                    live_bytes,
-                    live_blocks,
+                    live_bytes: known.then_some(live_bytes),
+                    live_blocks: known.then_some(live_blocks),
                     total_bytes,
                     total_blocks,
                 }

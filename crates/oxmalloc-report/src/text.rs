@@ -98,7 +98,7 @@ pub fn summary(r: &Report, opts: &Options) -> String {
     if s.mode == Mode::Sample && s.interval > 0 {
         let _ = writeln!(
             out,
-            "(sampled: per-site, library and thread figures are estimates; totals and size classes are exact)"
+            "(sampled: live figures are estimates from the samples; the totals allocated per thread and size class are exact)"
         );
     }
     let _ = writeln!(out);
@@ -303,7 +303,11 @@ pub fn render(r: &Report, opts: &Options) -> String {
     let _ = writeln!(out);
 
     // Size classes.
-    let _ = writeln!(out, "Size classes (requested sizes; exact in every mode):");
+    let _ = writeln!(
+        out,
+        "Size classes (requested sizes; exact{}):",
+        if a.totals.live_estimated { "; live not kept in sample mode" } else { "" }
+    );
     let _ = writeln!(
         out,
         "  {:>5} {:>24} {:>20} {:>22}",
@@ -315,7 +319,11 @@ pub fn render(r: &Report, opts: &Options) -> String {
             "  {:>5} {:>24} {:>20} {:>22}",
             c.class,
             format!("{}..{}", c.min, c.max),
-            format!("{} #{}", kb(c.figures.live_bytes), c.figures.live_blocks),
+            if a.totals.live_estimated {
+                "-".to_string()
+            } else {
+                format!("{} #{}", kb(c.figures.live_bytes), c.figures.live_blocks)
+            },
             format!("{} #{}", kb(c.figures.total_bytes), c.figures.total_blocks),
         );
     }
@@ -333,20 +341,33 @@ pub fn render(r: &Report, opts: &Options) -> String {
         kb(al.mmapped_bytes),
         al.mmapped_chunks
     );
+    let live = a.totals.malloc_bytes;
+    if a.totals.live_estimated {
+        let _ = writeln!(
+            out,
+            "  live requested: about {} #{} (estimated from the samples; allocated in all {} #{})",
+            kb(live),
+            a.totals.malloc_blocks,
+            kb(t.total_bytes),
+            t.total_blocks
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  live requested: {} #{} (peak {} #{}; allocated in all {} #{})",
+            kb(live),
+            t.live_blocks,
+            kb(t.peak_bytes),
+            t.peak_blocks,
+            kb(t.total_bytes),
+            t.total_blocks
+        );
+    }
     let _ = writeln!(
         out,
-        "  live requested: {} #{} (peak {} #{}; allocated in all {} #{})",
-        kb(t.live_bytes),
-        t.live_blocks,
-        kb(t.peak_bytes),
-        t.peak_blocks,
-        kb(t.total_bytes),
-        t.total_blocks
-    );
-    let _ = writeln!(
-        out,
-        "  held but not requested: {}",
-        kb(al.held.saturating_sub(t.live_bytes))
+        "  held but not requested: {}{}",
+        if a.totals.live_estimated { "about " } else { "" },
+        kb(al.held.saturating_sub(live))
     );
     let _ = writeln!(
         out,

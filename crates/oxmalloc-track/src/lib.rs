@@ -269,6 +269,29 @@ fn site_for_locked(f: &[usize], sh: u64, slot: u32) -> u32 {
     sites::site_for(f, sh, slot, tls::current() as usize)
 }
 
+/// Sample mode: whether this allocation of `n` bytes is sampled (the byte countdown crossed
+/// zero; the next interval is drawn from the exponential distribution).
+#[inline(always)]
+fn take_sample(r: *mut tls::ThreadRec, interval: u64, n: usize) -> bool {
+    // SAFETY: r is this thread's record.
+    unsafe {
+        (*r).countdown -= n as i64;
+        if (*r).countdown > 0 {
+            return false;
+        }
+        if (*r).rng == 0 {
+            (*r).rng = (r as u64) ^ monotonic_ns().rotate_left(17) | 1;
+            // the first interval of a thread starts now
+            (*r).countdown = math::exp_interval(&mut (*r).rng, interval) - n as i64;
+            if (*r).countdown > 0 {
+                return false;
+            }
+        }
+        (*r).countdown = math::exp_interval(&mut (*r).rng, interval);
+        true
+    }
+}
+
 fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
     let cfg = config();
     let slot = ensure_slot(r);
@@ -276,41 +299,32 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
     let s = threads::slot(slot);
     threads::bump(&s.classes[class][0], 1);
     threads::bump(&s.classes[class][1], n as u64);
-    // The process-wide live figures are the only shared counters (for the exact peak); the
-    // totals are the sums of the threads' own counters.
-    let t = &TOTALS;
-    let live = t.live_bytes.fetch_add(n as i64, Relaxed) + n as i64;
-    let blocks = t.live_blocks.fetch_add(1, Relaxed) + 1;
-    if live > t.peak_bytes.load(Relaxed) {
-        t.peak_bytes.fetch_max(live, Relaxed);
-    }
-    if blocks > t.peak_blocks.load(Relaxed) {
-        t.peak_blocks.fetch_max(blocks, Relaxed);
-    }
     let site = match cfg.mode {
         Mode::Full => site_with_stack(slot, unwind::MAX_FRAMES),
         Mode::Summary => site_with_stack(slot, SUMMARY_DEPTH),
         _ => {
-            // SAFETY: r is this thread's record.
-            unsafe {
-                (*r).countdown -= n as i64;
-                if (*r).countdown <= 0 && (*r).rng == 0 {
-                    (*r).rng = (r as u64) ^ monotonic_ns().rotate_left(17) | 1;
-                    // the first interval of a thread starts now
-                    (*r).countdown = math::exp_interval(&mut (*r).rng, cfg.interval) - n as i64;
-                }
-                if (*r).countdown <= 0 {
-                    (*r).countdown = math::exp_interval(&mut (*r).rng, cfg.interval);
-                    site_with_stack(slot, unwind::MAX_FRAMES)
-                } else {
-                    if (*r).nostack_site == 0 {
-                        (*r).nostack_site = site_for_locked(&[], sites::hash_frames(&[]), slot);
-                    }
-                    (*r).nostack_site
-                }
+            // Sample mode keeps exact allocation counters only; an unsampled block gets no
+            // mark, so its free costs one shadow load (live figures are estimated from the
+            // sampled blocks).
+            if !take_sample(r, cfg.interval, n) {
+                return;
             }
+            site_with_stack(slot, unwind::MAX_FRAMES)
         }
     };
+    if cfg.mode != Mode::Sample {
+        // The process-wide live figures are the only shared counters (for the exact peak);
+        // the totals are the sums of the threads' own counters.
+        let t = &TOTALS;
+        let live = t.live_bytes.fetch_add(n as i64, Relaxed) + n as i64;
+        let blocks = t.live_blocks.fetch_add(1, Relaxed) + 1;
+        if live > t.peak_bytes.load(Relaxed) {
+            t.peak_bytes.fetch_max(live, Relaxed);
+        }
+        if blocks > t.peak_blocks.load(Relaxed) {
+            t.peak_blocks.fetch_max(blocks, Relaxed);
+        }
+    }
     sites::charge_alloc(site, n);
     // SAFETY: p is the live block just handed out.
     let usable = unsafe { oxmalloc_core::api::chunk_usable_size(p) };
@@ -321,6 +335,11 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
 fn record_free(r: *mut tls::ThreadRec, w: u32, n: usize) {
     let slot = ensure_slot(r);
     sites::charge_free(w & shadow::SITE_MASK, n, slot);
+    if config().mode == Mode::Sample {
+        // only sampled blocks have marks: the live totals and the per-class frees are not
+        // kept (the reader estimates live figures from the sites)
+        return;
+    }
     let t = &TOTALS;
     t.live_bytes.fetch_sub(n as i64, Relaxed);
     t.live_blocks.fetch_sub(1, Relaxed);

@@ -13,8 +13,6 @@ pub struct ThreadRec {
     pub countdown: i64,
     /// Random state for the sampling intervals (0: not seeded yet).
     pub rng: u64,
-    /// The site of blocks recorded without a stack (sample mode), 0 until made.
-    pub nostack_site: u32,
     /// realloc: the old block's shadow word and size, taken in on_realloc_begin.
     pub realloc_word: u32,
     pub realloc_size: usize,
