@@ -221,7 +221,13 @@ pub unsafe extern "C" fn oxmalloc_set_hooks(
             // racing reader may still see the previous hooks, which stay valid functions.
             unsafe {
                 *SLOT.get() = Some(hooks::Hooks {
-                    on_alloc: a,
+                    // SAFETY (of the transmute): the engine passes a third argument (the
+                    // origin pointer) the C callback does not declare; in the x86-64 System V
+                    // ABI it travels in a register the callee ignores.
+                    on_alloc: core::mem::transmute::<
+                        unsafe extern "C" fn(*mut u8, usize),
+                        unsafe extern "C" fn(*mut u8, usize, *const hooks::Origin),
+                    >(a),
                     on_free: f,
                     on_realloc_begin: None,
                     on_realloc: None,

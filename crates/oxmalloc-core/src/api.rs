@@ -432,7 +432,8 @@ unsafe fn realloc_hooked(p: *mut u8, n: usize) -> *mut u8 {
         let r = realloc_plain(p, n);
         if let Some(done) = h.on_realloc {
             // realloc(p, 0) frees p and returns null: told as a free (size 0, new null).
-            done(p, r, n);
+            let o = hooks::origin();
+            done(p, r, n, &o);
         }
         r
     }
@@ -652,20 +653,15 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     }
 }
 
-/// The usable size of live block `p` from its chunk header alone (no hardened-mode canary
-/// check): what the tracker reads, also from inside the allocation before the canary is armed.
+/// The usable size of live block `p` from its chunk header alone, unvalidated (no header
+/// check, no hardened-mode canary): what the tracker reads for blocks it knows are live, also
+/// from inside the allocation before the canary is armed.
 ///
 /// # Safety
-/// `p` is null or a block this allocator handed out and that is not yet freed.
+/// `p` is a block this allocator handed out and that is not yet freed.
 pub unsafe fn chunk_usable_size(p: *mut u8) -> usize {
-    if p.is_null() {
-        return 0;
-    }
-    // SAFETY: p is validated before its header is used.
-    unsafe {
-        checked_head(p, Caller::UsableSize);
-        crate::chunk::usable_size(mem2chunk(p))
-    }
+    // SAFETY: the caller guarantees a live block, whose header is intact.
+    unsafe { crate::chunk::usable_size(mem2chunk(p)) }
 }
 
 /// malloc_trim: returns free memory to the OS in every arena; 1 if any was released.

@@ -13,15 +13,46 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 /// shows only as the inner malloc and free.
 #[repr(C)]
 pub struct Hooks {
-    pub on_alloc: unsafe extern "C" fn(ptr: *mut u8, size: usize),
+    /// `origin`: where the engine was when it called (see [`Origin`]), valid for the call.
+    pub on_alloc: unsafe extern "C" fn(ptr: *mut u8, size: usize, origin: *const Origin),
     pub on_free: unsafe extern "C" fn(ptr: *mut u8),
     pub on_realloc_begin: Option<unsafe extern "C" fn(old: *mut u8)>,
-    pub on_realloc: Option<unsafe extern "C" fn(old: *mut u8, new: *mut u8, size: usize)>,
+    pub on_realloc:
+        Option<unsafe extern "C" fn(old: *mut u8, new: *mut u8, size: usize, origin: *const Origin)>,
     /// Called by the engine's fork handlers (0 prepare, 1 parent, 2 child) at the point where
     /// the tracker's own locks belong in the order: after glibc's stdio list lock, before the
     /// arenas' (a thread in fflush(NULL) holds the list lock and may malloc, reaching the
     /// tracker). Only in a process with several threads, like the engine's own locking.
     pub on_fork: Option<unsafe extern "C" fn(phase: u32)>,
+}
+
+/// A point inside the engine to start a stack walk from: an instruction address and the stack
+/// and frame pointers at that instruction (taken together, so the unwind rule at `pc` applies
+/// to `sp`). A tracker walking from here skips its own frames and the hook plumbing.
+#[repr(C)]
+pub struct Origin {
+    pub pc: usize,
+    pub sp: usize,
+    pub fp: usize,
+}
+
+/// The caller's own point (see [`Origin`]).
+#[inline(always)]
+pub fn origin() -> Origin {
+    let (pc, sp, fp): (usize, usize, usize);
+    // SAFETY: reads rip, rsp and rbp in one block; changes nothing.
+    unsafe {
+        core::arch::asm!(
+            "lea {pc}, [rip]",
+            "mov {sp}, rsp",
+            "mov {fp}, rbp",
+            pc = out(reg) pc,
+            sp = out(reg) sp,
+            fp = out(reg) fp,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    Origin { pc, sp, fp }
 }
 
 /// What intercepts calls: bit 0 tracking hooks, bit 1 the hardened mode. The fast paths test
@@ -74,8 +105,9 @@ pub fn on_free(p: *mut u8) {
 fn alloc_slow(p: *mut u8, n: usize) {
     let h = HOOKS.load(Ordering::Acquire);
     if !h.is_null() && !p.is_null() {
-        // SAFETY: h was installed from a &'static Hooks.
-        unsafe { ((*h).on_alloc)(p, n) }
+        let o = origin();
+        // SAFETY: h was installed from a &'static Hooks; o lives through the call.
+        unsafe { ((*h).on_alloc)(p, n, &o) }
     }
 }
 

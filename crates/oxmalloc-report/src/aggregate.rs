@@ -312,7 +312,10 @@ impl Aggregate {
                         if hi <= lo {
                             return 0;
                         }
-                        r.rss_kb as u128 * 1024 * (hi - lo) as u128 / (r.end - r.start) as u128
+                        // (to the nearest byte: a region that holds exactly this map then
+                        // gives exactly its RSS)
+                        let len = (r.end - r.start) as u128;
+                        (r.rss_kb as u128 * 1024 * (hi - lo) as u128 + len / 2) / len
                     })
                     .sum();
                 MapFigures {

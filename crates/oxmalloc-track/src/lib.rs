@@ -245,10 +245,16 @@ fn ensure_slot(r: *mut tls::ThreadRec) -> u32 {
     }
 }
 
-fn site_with_stack(slot: u32, depth: usize) -> u32 {
-    let mut frames = [0usize; unwind::MAX_FRAMES];
-    let d = unwind::capture(&mut frames[..depth]);
-    let f = &frames[..d];
+fn site_with_stack(
+    slot: u32,
+    depth: usize,
+    origin: Option<&hooks::Origin>,
+    to_caller: bool,
+) -> u32 {
+    let mut frames = [core::mem::MaybeUninit::<usize>::uninit(); unwind::MAX_FRAMES];
+    let d = unwind::capture(&mut frames[..depth], origin, to_caller);
+    // SAFETY: capture initialised the first d entries.
+    let f = unsafe { core::slice::from_raw_parts(frames.as_ptr() as *const usize, d) };
     let sh = sites::hash_frames(f);
     let key = sites::site_hash(sh, slot);
     let i = (key as usize) & (threads::SITE_CACHE - 1);
@@ -292,7 +298,9 @@ fn take_sample(r: *mut tls::ThreadRec, interval: u64, n: usize) -> bool {
     }
 }
 
-fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
+fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize, origin: *const hooks::Origin) {
+    // SAFETY: the engine's origin lives through the hook call (or is null).
+    let origin = unsafe { origin.as_ref() };
     let cfg = config();
     let slot = ensure_slot(r);
     let class = threads::class_of(n);
@@ -300,8 +308,8 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
     threads::bump(&s.classes[class][0], 1);
     threads::bump(&s.classes[class][1], n as u64);
     let site = match cfg.mode {
-        Mode::Full => site_with_stack(slot, unwind::MAX_FRAMES),
-        Mode::Summary => site_with_stack(slot, SUMMARY_DEPTH),
+        Mode::Full => site_with_stack(slot, unwind::MAX_FRAMES, origin, false),
+        Mode::Summary => site_with_stack(slot, SUMMARY_DEPTH, origin, true),
         _ => {
             // Sample mode keeps exact allocation counters only; an unsampled block gets no
             // mark, so its free costs one shadow load (live figures are estimated from the
@@ -309,7 +317,7 @@ fn record_alloc(r: *mut tls::ThreadRec, p: *mut u8, n: usize) {
             if !take_sample(r, cfg.interval, n) {
                 return;
             }
-            site_with_stack(slot, unwind::MAX_FRAMES)
+            site_with_stack(slot, unwind::MAX_FRAMES, origin, false)
         }
     };
     if cfg.mode != Mode::Sample {
@@ -349,15 +357,27 @@ fn record_free(r: *mut tls::ThreadRec, w: u32, n: usize) {
     threads::bump(&s.classes[class][3], n as u64);
 }
 
-unsafe extern "C" fn on_alloc(p: *mut u8, n: usize) {
+unsafe extern "C" fn on_alloc(p: *mut u8, n: usize, origin: *const hooks::Origin) {
     let r = tls::current();
     // SAFETY: r is this thread's record.
     unsafe {
         if (*r).guard != 0 {
             return;
         }
+        // Sample mode, the common case: not sampled. The countdown and the thread's two
+        // allocation counters, kept out of record_alloc (whose frame is costlier).
+        if config().mode == Mode::Sample && (*r).slot != 0 {
+            let left = (*r).countdown - n as i64;
+            if left > 0 {
+                (*r).countdown = left;
+                let c = &threads::slot((*r).slot).classes[threads::class_of(n)];
+                threads::bump(&c[0], 1);
+                threads::bump(&c[1], n as u64);
+                return;
+            }
+        }
         (*r).guard = 1;
-        record_alloc(r, p, n);
+        record_alloc(r, p, n, origin);
         (*r).guard = 0;
     }
 }
@@ -403,7 +423,7 @@ unsafe extern "C" fn on_realloc_begin(old: *mut u8) {
     }
 }
 
-unsafe extern "C" fn on_realloc(old: *mut u8, new: *mut u8, n: usize) {
+unsafe extern "C" fn on_realloc(old: *mut u8, new: *mut u8, n: usize, origin: *const hooks::Origin) {
     let r = tls::current();
     // SAFETY: r is this thread's record; new is null or the live block realloc returned.
     unsafe {
@@ -422,7 +442,7 @@ unsafe extern "C" fn on_realloc(old: *mut u8, new: *mut u8, n: usize) {
                 record_free(r, w, (*r).realloc_size);
             }
             if !new.is_null() {
-                record_alloc(r, new, n);
+                record_alloc(r, new, n, origin);
             }
         }
         (*r).realloc_word = 0;
@@ -448,7 +468,7 @@ fn mapping_call(call: impl FnOnce() -> isize, update: impl FnOnce(isize, u32)) -
         }
         (*r).guard = 1;
         let slot = ensure_slot(r);
-        let site = site_with_stack(slot, unwind::MAX_FRAMES);
+        let site = site_with_stack(slot, unwind::MAX_FRAMES, None, false);
         maps::LOCK.lock();
         let res = call();
         if res >= 0 {

@@ -43,11 +43,14 @@ struct Rule {
     cfa_rbp: bool,
     cfa_off: i32,
     rbp_off: Option<i16>,
+    /// The frame's module may be allocation plumbing (see [`plumbing_name`]).
+    plumbing: bool,
 }
 
 fn pack(r: Rule) -> u64 {
     1 | (r.cfa_rbp as u64) << 1
         | (r.rbp_off.is_some() as u64) << 2
+        | (r.plumbing as u64) << 3
         | (r.cfa_off as u32 as u64) << 8
         | (r.rbp_off.unwrap_or(0) as u16 as u64) << 40
 }
@@ -60,6 +63,7 @@ fn unpack(v: u64) -> Option<Rule> {
         cfa_rbp: v & 2 != 0,
         cfa_off: (v >> 8) as u32 as i32,
         rbp_off: (v & 4 != 0).then_some((v >> 40) as u16 as i16),
+        plumbing: v & 8 != 0,
     })
 }
 
@@ -140,7 +144,41 @@ fn rule_from_row(row: &UnwindTableRow<usize, Small>) -> Option<Rule> {
         cfa_rbp,
         cfa_off: i32::try_from(cfa_off).ok()?,
         rbp_off,
+        plumbing: false,
     })
+}
+
+/// Whether a module (by path) may hold allocation plumbing: the C library, the loader, this
+/// library, libgcc_s, and libstdc++ (operator new). A conservative superset of the reader's
+/// list (which also looks at function names), so a walk that stops at the first frame outside
+/// these has always passed the calling library's frame.
+fn plumbing_name(path: &[u8]) -> bool {
+    let base = match path.iter().rposition(|&c| c == b'/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    };
+    [&b"libc.so"[..], b"ld-linux", b"liboxmalloc", b"libgcc_s", b"libstdc++"]
+        .iter()
+        .any(|p| base.starts_with(p))
+}
+
+/// The path of a glibc link map (its `l_name`, the second word), empty for the program.
+///
+/// # Safety
+/// `lm` is null or a live `struct link_map` from `_dl_find_object`.
+unsafe fn link_map_name(lm: *const libc::c_void) -> &'static [u8] {
+    if lm.is_null() {
+        return b"";
+    }
+    // SAFETY: l_name follows l_addr in every glibc's struct link_map; it is a C string the
+    // loader keeps while the module is loaded.
+    unsafe {
+        let name = *(lm as *const *const libc::c_char).add(1);
+        if name.is_null() {
+            return b"";
+        }
+        core::ffi::CStr::from_ptr(name).to_bytes()
+    }
 }
 
 fn lookup(pc: usize) -> Option<Rule> {
@@ -185,7 +223,10 @@ fn lookup(pc: usize) -> Option<Rule> {
             s.cie_from_offset(b, o)
         })
         .ok()?;
-    rule_from_row(row)
+    let mut r = rule_from_row(row)?;
+    // SAFETY: the link map _dl_find_object returned for a loaded module.
+    r.plumbing = plumbing_name(unsafe { link_map_name(f.link_map) });
+    Some(r)
 }
 
 fn rule_for(pc: usize) -> Option<Rule> {
@@ -209,22 +250,31 @@ fn read(addr: usize, lo: usize, hi: usize) -> Option<usize> {
     Some(unsafe { core::ptr::read_volatile(addr as *const usize) })
 }
 
-/// Fills `out` with up to `out.len()` return addresses, innermost first (frames in this
-/// library dropped); returns how many.
+/// Fills the start of `out` with up to `out.len()` return addresses, innermost first (frames in this
+/// library dropped); returns how many. The walk starts at `origin` (a point in the engine:
+/// the recorder's and the hook's frames are not walked) or, without one, here. `to_caller`:
+/// stop after the first frame outside the plumbing modules (the calling library's frame).
 #[inline(never)]
-pub fn capture(out: &mut [usize]) -> usize {
+pub fn capture(
+    out: &mut [core::mem::MaybeUninit<usize>],
+    origin: Option<&oxmalloc_core::hooks::Origin>,
+    to_caller: bool,
+) -> usize {
     let (mut pc, mut sp, mut fp): (usize, usize, usize);
-    // SAFETY: reads the instruction pointer, stack pointer and rbp; changes nothing.
-    unsafe {
-        core::arch::asm!(
-            "lea {pc}, [rip]",
-            "mov {sp}, rsp",
-            "mov {fp}, rbp",
-            pc = out(reg) pc,
-            sp = out(reg) sp,
-            fp = out(reg) fp,
-            options(nomem, nostack, preserves_flags),
-        );
+    match origin {
+        Some(o) => (pc, sp, fp) = (o.pc, o.sp, o.fp),
+        // SAFETY: reads the instruction pointer, stack pointer and rbp; changes nothing.
+        None => unsafe {
+            core::arch::asm!(
+                "lea {pc}, [rip]",
+                "mov {sp}, rsp",
+                "mov {fp}, rbp",
+                pc = out(reg) pc,
+                sp = out(reg) sp,
+                fp = out(reg) fp,
+                options(nomem, nostack, preserves_flags),
+            );
+        },
     }
     let lo = sp;
     let hi = sp.saturating_add(MAX_STACK);
@@ -236,6 +286,9 @@ pub fn capture(out: &mut [usize]) -> usize {
         let Some(r) = rule_for(if first { pc } else { pc - 1 }) else {
             break;
         };
+        if to_caller && n > 0 && !r.plumbing {
+            break; // out[n - 1] is the calling library's frame
+        }
         first = false;
         let base = if r.cfa_rbp { fp } else { sp };
         let cfa = (base as isize).wrapping_add(r.cfa_off as isize) as usize;
@@ -259,7 +312,7 @@ pub fn capture(out: &mut [usize]) -> usize {
         if n == 0 && pc >= own.0 && pc < own.1 {
             continue; // still inside the allocator
         }
-        out[n] = pc;
+        out[n].write(pc);
         n += 1;
     }
     n
