@@ -5,7 +5,8 @@
 //! oxmalloc report DIR|FILE [--format text|json|pprof|folded] [-o OUT] [--by ...] [--top N]
 //! ```
 //!
-//! The report logic lives in the oxmalloc-report crate; this file only parses arguments.
+//! The report logic lives in the oxmalloc-report crate; this file only parses arguments (clap)
+//! and runs the command.
 //!
 //! The library is looked up, in order:
 //!
@@ -173,118 +174,93 @@ enum Parsed {
     Run(RunOpts),
 }
 
-fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
-    let mut stats = false;
-    let mut stats_file = None;
-    let mut lib = None;
-    let mut track = None;
-    let mut out = None;
-    let mut every = None;
-    let mut it = args.into_iter();
-    let mut command = Vec::new();
-    while let Some(arg) = it.next() {
-        let bytes = arg.as_bytes();
-        if bytes == b"--" {
-            command.extend(it.by_ref());
-            break;
-        } else if bytes == b"--stats" {
-            stats = true;
-        } else if bytes == b"--stats-file" {
-            match it.next() {
-                Some(p) if !p.is_empty() => stats_file = Some(p),
-                _ => return err("option '--stats-file' needs a FILE argument"),
-            }
-            stats = true;
-        } else if let Some(p) = bytes.strip_prefix(b"--stats-file=") {
-            if p.is_empty() {
-                return err("option '--stats-file' needs a FILE argument");
-            }
-            stats_file = Some(OsStr::from_bytes(p).to_os_string());
-            stats = true;
-        } else if bytes == b"-h" || bytes == b"--help" {
-            return Ok(Parsed::Help);
-        } else if bytes == b"--lib" {
-            match it.next() {
-                Some(p) if !p.is_empty() => lib = Some(p),
-                _ => return err("option '--lib' needs a PATH argument"),
-            }
-        } else if let Some(p) = bytes.strip_prefix(b"--lib=") {
-            if p.is_empty() {
-                return err("option '--lib' needs a PATH argument");
-            }
-            lib = Some(OsStr::from_bytes(p).to_os_string());
-        } else if let Some(name) = [b"--track" as &[u8], b"--out", b"--every"]
-            .into_iter()
-            .find(|n| bytes == *n || (bytes.starts_with(n) && bytes.get(n.len()) == Some(&b'=')))
-        {
-            let v = if bytes.len() > name.len() {
-                OsStr::from_bytes(&bytes[name.len() + 1..]).to_os_string()
-            } else {
-                match it.next() {
-                    Some(v) => v,
-                    None => {
-                        return err(format!(
-                            "option '{}' needs a value",
-                            String::from_utf8_lossy(name)
-                        ))
-                    }
-                }
-            };
-            if v.is_empty() {
-                return err(format!(
-                    "option '{}' needs a value",
-                    String::from_utf8_lossy(name)
-                ));
-            }
-            match name {
-                b"--track" => {
-                    if oxmalloc_track::parse_mode(v.as_bytes()).is_none() {
-                        return err(format!(
-                            "--track {}: not off, summary, sample[:SIZE] or full",
-                            v.to_string_lossy()
-                        ));
-                    }
-                    track = Some(v.to_string_lossy().into_owned());
-                }
-                b"--out" => out = Some(v),
-                _ => match v.to_str().and_then(|s| s.parse::<u64>().ok()) {
-                    Some(n) if n > 0 => every = Some(n),
-                    _ => {
-                        return err(format!(
-                            "--every {}: not a whole number of seconds above 0",
-                            v.to_string_lossy()
-                        ))
-                    }
-                },
-            }
-        } else if bytes.starts_with(b"-") && bytes.len() > 1 {
-            return err(format!(
-                "unknown option '{}' for 'run' (put the command after '--')",
-                arg.to_string_lossy()
-            ));
-        } else {
-            // First non-option argument: the command starts here ('--' is optional).
-            command.push(arg);
-            command.extend(it.by_ref());
-            break;
-        }
+#[derive(clap::Parser, Debug)]
+#[command(name = "oxmalloc run", disable_help_flag = true, disable_version_flag = true)]
+struct RunArgs {
+    #[arg(short = 'h', long = "help")]
+    help: bool,
+    #[arg(long)]
+    stats: bool,
+    #[arg(long, value_name = "FILE", value_parser = non_empty)]
+    stats_file: Option<OsString>,
+    #[arg(long, value_name = "PATH", value_parser = non_empty)]
+    lib: Option<OsString>,
+    #[arg(long, value_name = "MODE", value_parser = track_mode)]
+    track: Option<String>,
+    #[arg(long, value_name = "DIR", value_parser = non_empty)]
+    out: Option<OsString>,
+    #[arg(long, value_name = "SECS", value_parser = every_secs)]
+    every: Option<u64>,
+    /// CMD and its ARGS: everything from the first argument that is not an option (or after
+    /// `--`) on, options included.
+    #[arg(value_name = "CMD", trailing_var_arg = true)]
+    command: Vec<OsString>,
+}
+
+fn non_empty(v: &str) -> Result<OsString, String> {
+    if v.is_empty() {
+        Err("needs a non-empty value".into())
+    } else {
+        Ok(OsString::from(v))
     }
-    if command.is_empty() {
+}
+
+fn track_mode(v: &str) -> Result<String, String> {
+    match oxmalloc_track::parse_mode(v.as_bytes()) {
+        Some(_) => Ok(v.to_string()),
+        None => Err("not off, summary, sample[:SIZE] or full".into()),
+    }
+}
+
+fn every_secs(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("not a whole number of seconds above 0".into()),
+    }
+}
+
+fn parse_run(args: Vec<OsString>) -> Result<Parsed, Error> {
+    use clap::Parser;
+    // An option-looking first word of the command is clap's to reject only before the command
+    // starts: a first argument that is not an option starts CMD (`oxmalloc run ls --stats`).
+    let mut argv = vec![OsString::from("oxmalloc run")];
+    argv.extend(args);
+    let a = match RunArgs::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let msg = e.to_string();
+            let first = msg
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            let hint = if first.contains("unexpected argument '-") {
+                " (put the command after '--')"
+            } else {
+                ""
+            };
+            return err(format!("run: {first}{hint} (see 'oxmalloc --help')"));
+        }
+    };
+    if a.help {
+        return Ok(Parsed::Help);
+    }
+    if a.command.is_empty() {
         return err(
             "no command given (usage: oxmalloc run [--stats | --stats-file FILE] [--lib PATH] -- CMD [ARGS...])",
         );
     }
-    if track.is_none() && (out.is_some() || every.is_some()) {
+    if a.track.is_none() && (a.out.is_some() || a.every.is_some()) {
         return err("--out and --every go with --track MODE");
     }
     Ok(Parsed::Run(RunOpts {
-        stats,
-        stats_file,
-        lib,
-        track,
-        out,
-        every,
-        command,
+        stats: a.stats || a.stats_file.is_some(),
+        stats_file: a.stats_file,
+        lib: a.lib,
+        track: a.track,
+        out: a.out,
+        every: a.every,
+        command: a.command,
     }))
 }
 
