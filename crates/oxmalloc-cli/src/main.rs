@@ -175,7 +175,11 @@ enum Parsed {
 }
 
 #[derive(clap::Parser, Debug)]
-#[command(name = "oxmalloc run", disable_help_flag = true, disable_version_flag = true)]
+#[command(
+    name = "oxmalloc run",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
 struct RunArgs {
     #[arg(short = 'h', long = "help")]
     help: bool,

@@ -17,8 +17,9 @@ pub struct Hooks {
     pub on_alloc: unsafe extern "C" fn(ptr: *mut u8, size: usize, origin: *const Origin),
     pub on_free: unsafe extern "C" fn(ptr: *mut u8),
     pub on_realloc_begin: Option<unsafe extern "C" fn(old: *mut u8)>,
-    pub on_realloc:
-        Option<unsafe extern "C" fn(old: *mut u8, new: *mut u8, size: usize, origin: *const Origin)>,
+    pub on_realloc: Option<
+        unsafe extern "C" fn(old: *mut u8, new: *mut u8, size: usize, origin: *const Origin),
+    >,
     /// Called by the engine's fork handlers (0 prepare, 1 parent, 2 child) at the point where
     /// the tracker's own locks belong in the order: after glibc's stdio list lock, before the
     /// arenas' (a thread in fflush(NULL) holds the list lock and may malloc, reaching the

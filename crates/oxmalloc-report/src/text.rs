@@ -306,7 +306,11 @@ pub fn render(r: &Report, opts: &Options) -> String {
     let _ = writeln!(
         out,
         "Size classes (requested sizes; exact{}):",
-        if a.totals.live_estimated { "; live not kept in sample mode" } else { "" }
+        if a.totals.live_estimated {
+            "; live not kept in sample mode"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
@@ -366,7 +370,11 @@ pub fn render(r: &Report, opts: &Options) -> String {
     let _ = writeln!(
         out,
         "  held but not requested: {}{}",
-        if a.totals.live_estimated { "about " } else { "" },
+        if a.totals.live_estimated {
+            "about "
+        } else {
+            ""
+        },
         kb(al.held.saturating_sub(live))
     );
     let _ = writeln!(

@@ -423,7 +423,12 @@ unsafe extern "C" fn on_realloc_begin(old: *mut u8) {
     }
 }
 
-unsafe extern "C" fn on_realloc(old: *mut u8, new: *mut u8, n: usize, origin: *const hooks::Origin) {
+unsafe extern "C" fn on_realloc(
+    old: *mut u8,
+    new: *mut u8,
+    n: usize,
+    origin: *const hooks::Origin,
+) {
     let r = tls::current();
     // SAFETY: r is this thread's record; new is null or the live block realloc returned.
     unsafe {

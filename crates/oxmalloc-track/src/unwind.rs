@@ -157,9 +157,15 @@ fn plumbing_name(path: &[u8]) -> bool {
         Some(i) => &path[i + 1..],
         None => path,
     };
-    [&b"libc.so"[..], b"ld-linux", b"liboxmalloc", b"libgcc_s", b"libstdc++"]
-        .iter()
-        .any(|p| base.starts_with(p))
+    [
+        &b"libc.so"[..],
+        b"ld-linux",
+        b"liboxmalloc",
+        b"libgcc_s",
+        b"libstdc++",
+    ]
+    .iter()
+    .any(|p| base.starts_with(p))
 }
 
 /// The path of a glibc link map (its `l_name`, the second word), empty for the program.
